@@ -1,0 +1,19 @@
+//! The landing page.
+
+use leptos::prelude::*;
+
+use crate::status::SystemStatus;
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    view! {
+        <section class="hero">
+            <h1>"Ledgerline"</h1>
+            <p>
+                "An event-sourced bank: every deposit, withdrawal and transfer is an event "
+                "on one durable log, and every balance is rebuilt from it."
+            </p>
+        </section>
+        <SystemStatus />
+    }
+}
