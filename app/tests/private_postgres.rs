@@ -166,6 +166,16 @@ impl WebServer {
     }
 }
 
+impl Drop for WebServer {
+    /// A failed test must not leave its server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[test]
 fn without_database_url_the_server_runs_its_own_cluster_and_stops_it_when_killed() {
     let root = cluster_root();
