@@ -1,0 +1,106 @@
+//! Answering a `query`: the matching history, streamed in `rebuild` batches
+//! of up to 1,000 events, then one `rebuild_complete`.
+//!
+//! Pages are read from the log by position (never the whole answer at
+//! once), and each is sent before the next is read beyond the one already
+//! prefetched: a slow client slows the query, memory stays flat.
+
+use axum::extract::ws::Message;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use crate::{
+    protocol::{
+        ErrorCode, ErrorMessage, Query, QueryStart, Rebuild, RebuildComplete, ServerMessage,
+    },
+    store::{self, events::Page},
+};
+
+const BATCH: i64 = 1000;
+
+pub async fn answer(pool: PgPool, head: i64, query: Query, frames: mpsc::Sender<Message>) {
+    let request_id = query.request_id.clone();
+    if let Err(error) = stream(&pool, head, &query, &frames).await {
+        tracing::warn!(%error, request_id, "a query failed");
+        let error = ErrorMessage {
+            request_id: Some(request_id),
+            code: ErrorCode::Unavailable,
+            message: "the bus could not read its log; the query ended early, ask again".into(),
+        };
+        let _ = frames
+            .send(Message::text(ServerMessage::Error(&error).to_json()))
+            .await;
+    }
+}
+
+async fn stream(
+    pool: &PgPool,
+    head: i64,
+    query: &Query,
+    frames: &mpsc::Sender<Message>,
+) -> Result<(), store::StoreError> {
+    let after = match query.start {
+        QueryStart::AfterPosition(position) => position,
+        QueryStart::Since(None) => 0,
+        QueryStart::Since(Some(at)) => match store::events::first_position_since(pool, at).await? {
+            Some(first) => first - 1,
+            None => head,
+        },
+    };
+    let mut remaining = query.limit.unwrap_or(i64::MAX);
+    let mut count: u64 = 0;
+    let read = |after: i64, remaining: i64| {
+        let pool = pool.clone();
+        let types = query.event_types.clone();
+        let key = query.key.clone();
+        async move {
+            let page = Page {
+                after,
+                through: Some(head),
+                types: Some(&types),
+                key: key.as_deref(),
+                limit: remaining.min(BATCH),
+            };
+            store::events::read_page(&pool, &page).await
+        }
+    };
+
+    let mut next = (remaining > 0 && after < head).then(|| tokio::spawn(read(after, remaining)));
+    while let Some(reading) = next.take() {
+        let events = reading.await.map_err(|error| {
+            store::StoreError::Database(sqlx::Error::Protocol(format!(
+                "the page reader failed: {error}"
+            )))
+        })??;
+        let Some(last) = events.last() else { break };
+        let last = last.position;
+        let full = events.len() as i64 == remaining.min(BATCH);
+        remaining -= events.len() as i64;
+        count += events.len() as u64;
+        if full && remaining > 0 && last < head {
+            next = Some(tokio::spawn(read(last, remaining)));
+        }
+        let batch = Rebuild {
+            request_id: query.request_id.clone(),
+            events,
+        };
+        if frames
+            .send(Message::text(ServerMessage::Rebuild(&batch).to_json()))
+            .await
+            .is_err()
+        {
+            return Ok(()); // the client left
+        }
+    }
+    let complete = RebuildComplete {
+        request_id: query.request_id.clone(),
+        count,
+        last_position: head,
+    };
+    let _ = frames
+        .send(Message::text(
+            ServerMessage::RebuildComplete(&complete).to_json(),
+        ))
+        .await;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Consume-mode delivery: one [`actor::Actor`] per client type, and the
+//! registry that creates them as client types first register.
+
+mod actor;
+mod keys;
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+pub use actor::Delivery;
+use actor::{Actor, Command};
+pub use keys::InstanceId;
+
+use super::{config::DeliveryConfig, writer::WriterHandle};
+use crate::{
+    protocol::EventTypes,
+    store::{self, StoreError},
+};
+
+/// Every subscription of this bus.
+pub struct Subscriptions {
+    pool: PgPool,
+    writer: WriterHandle,
+    config: DeliveryConfig,
+    actors: Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>,
+    next_instance: AtomicU64,
+}
+
+impl Subscriptions {
+    pub fn new(pool: PgPool, writer: WriterHandle, config: DeliveryConfig) -> Self {
+        Self {
+            pool,
+            writer,
+            config,
+            actors: Mutex::new(HashMap::new()),
+            next_instance: AtomicU64::new(1),
+        }
+    }
+
+    /// Registers an instance of `client_type`: stores the subscription (the
+    /// first registration of a client type, or of a type, makes it owed from
+    /// now on) and starts delivering to `deliveries`.
+    pub async fn join(
+        &self,
+        client_type: &str,
+        types: EventTypes,
+        deliveries: mpsc::UnboundedSender<Delivery>,
+    ) -> Result<Membership, StoreError> {
+        // One registration at a time: two first instances must not both
+        // create the client type's actor.
+        let mut actors = self.actors.lock().await;
+        let stored =
+            store::subscriptions::register(&self.pool, client_type, &types, self.writer.head())
+                .await?;
+        let owed_after = stored.owed_after.clone();
+        let commands = match actors.get(client_type) {
+            Some(commands) if !commands.is_closed() => commands.clone(),
+            _ => {
+                let (commands, receiver) = mpsc::unbounded_channel();
+                let actor = Actor::new(
+                    stored,
+                    self.pool.clone(),
+                    self.writer.clone(),
+                    self.config,
+                    receiver,
+                );
+                tokio::spawn(actor.run());
+                actors.insert(client_type.to_owned(), commands.clone());
+                commands
+            }
+        };
+        let instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        let _ = commands.send(Command::Join {
+            instance,
+            types,
+            owed_after,
+            deliveries,
+        });
+        Ok(Membership { instance, commands })
+    }
+
+    /// Delivers a parked event again. False when it is not parked.
+    pub async fn replay(&self, client_type: &str, position: i64) -> Result<bool, StoreError> {
+        let actors = self.actors.lock().await;
+        if !store::subscriptions::request_replay(&self.pool, client_type, position).await? {
+            return Ok(false);
+        }
+        // Without a running actor, the replay waits in the store for it.
+        if let Some(commands) = actors.get(client_type) {
+            let _ = commands.send(Command::Replay { position });
+        }
+        Ok(true)
+    }
+
+    /// Saves every subscription's progress and stops them.
+    pub async fn stop(&self) {
+        let actors: Vec<_> = self.actors.lock().await.drain().collect();
+        for (_, commands) in actors {
+            let (done, stopped) = oneshot::channel();
+            if commands.send(Command::Stop { done }).is_ok() {
+                let _ = stopped.await;
+            }
+        }
+    }
+}
+
+/// One instance's place in its subscription. Dropping it is leaving: its
+/// unacknowledged events go to the other instances.
+pub struct Membership {
+    instance: InstanceId,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Membership {
+    pub fn ack(&self, positions: Vec<i64>) {
+        let _ = self.commands.send(Command::Ack {
+            instance: self.instance,
+            positions,
+        });
+    }
+
+    pub fn nack(&self, position: i64, reason: String) {
+        let _ = self.commands.send(Command::Nack {
+            instance: self.instance,
+            position,
+            reason,
+        });
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Leave {
+            instance: self.instance,
+        });
+    }
+}

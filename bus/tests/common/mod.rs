@@ -1,0 +1,330 @@
+//! What the bus's black-box tests share: a database of their own, the real
+//! `bus` binary, and a raw WebSocket client that speaks JSON frames.
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures_util::{SinkExt, StreamExt};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+/// How long a test waits for something that should happen promptly.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A database of this test's own on the server at `DATABASE_URL`, dropped
+/// at the end.
+pub struct TestDb {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let base = std::env::var("DATABASE_URL")
+            .expect("DATABASE_URL must point at a PostgreSQL server (./dev test provides one)");
+        let name = format!("bus_test_{}", uuid::Uuid::now_v7().simple());
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .expect("DATABASE_URL has a database name");
+        let admin_url = format!("{prefix}/postgres");
+        let mut admin = admin(&admin_url).await;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        Self {
+            url: format!("{prefix}/{name}"),
+            admin_url,
+            name,
+        }
+    }
+
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; a thread of its own may block.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut admin = admin(&admin_url).await;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .map(|_| ())
+                    .map_err(std::io::Error::other)
+            })
+        })
+        .join();
+    }
+}
+
+async fn admin(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to PostgreSQL")
+}
+
+/// A plain HTTP request to the bus: `(status, body)`.
+pub async fn http(
+    bus: &BusProcess,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(&bus.address).await.expect("connect");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: bus\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not HTTP: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The real bus binary, on a free port.
+pub struct BusProcess {
+    child: Child,
+    pub address: String,
+    database_url: String,
+    args: Vec<String>,
+}
+
+impl BusProcess {
+    /// Starts `bus` on `db` with extra flags (`--ack-timeout-ms 500`, …).
+    pub fn start(db: &TestDb, args: &[&str]) -> Self {
+        Self::spawn(
+            &db.url,
+            args.iter().map(|a| (*a).to_owned()).collect(),
+            "127.0.0.1:0",
+        )
+    }
+
+    fn spawn(database_url: &str, args: Vec<String>, listen: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bus"))
+            .args(&args)
+            .env("DATABASE_URL", database_url)
+            .env("BUS_LISTEN", listen)
+            .env_remove("BUS_TOKEN")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the bus");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the bus's first line");
+        let address = line
+            .trim()
+            .strip_prefix("bus listening on ")
+            .unwrap_or_else(|| panic!("the bus did not start: {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            address,
+            database_url: database_url.to_owned(),
+            args,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/bus", self.address)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// SIGKILL: no shutdown of any kind.
+    pub fn kill9(&mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal(Signal::SIGTERM);
+        self.child.wait().expect("wait for the bus")
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the bus");
+    }
+
+    /// A new bus process on the same database and address; a bus still
+    /// running is stopped gracefully first.
+    pub fn restart(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.terminate();
+        }
+        let next = Self::spawn(&self.database_url, self.args.clone(), &self.address);
+        *self = next;
+    }
+}
+
+impl Drop for BusProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A WebSocket that speaks raw JSON frames: for testing the protocol itself.
+pub struct Raw {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Raw {
+    pub async fn connect(bus: &BusProcess) -> Self {
+        Self::connect_with_token(bus, None).await.expect("connect")
+    }
+
+    pub async fn connect_with_token(
+        bus: &BusProcess,
+        token: Option<&str>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let mut request = bus.url().into_client_request()?;
+        if let Some(token) = token {
+            request.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+            );
+        }
+        let (socket, _) = connect_async(request).await?;
+        Ok(Self { socket })
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.socket
+            .send(Message::text(text))
+            .await
+            .expect("send a frame");
+    }
+
+    /// The next JSON frame; fails the test after [`PATIENCE`].
+    pub async fn recv(&mut self) -> Value {
+        match self.next_message().await {
+            Message::Text(text) => serde_json::from_str(text.as_str()).expect("frames are JSON"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame of any kind.
+    pub async fn next_message(&mut self) -> Message {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("a frame within the patience")
+                .expect("the socket is open")
+                .expect("a readable frame");
+            if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+                return message;
+            }
+        }
+    }
+
+    /// The next JSON frame if one arrives within `wait`.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        match tokio::time::timeout(wait, self.socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                Some(serde_json::from_str(text.as_str()).expect("JSON"))
+            }
+            Ok(other) => panic!("expected a text frame, got {other:?}"),
+            Err(_) => None,
+        }
+    }
+
+    /// True when nothing arrives within `quiet` (what does arrive is lost).
+    pub async fn silent_for(&mut self, quiet: Duration) -> bool {
+        tokio::time::timeout(quiet, self.socket.next())
+            .await
+            .is_err()
+    }
+
+    pub async fn register(&mut self, client_type: &str, event_types: &[&str], mode: &str) -> Value {
+        self.send(
+            json!({"message_type": "register", "client_type": client_type,
+                         "event_types": event_types, "mode": mode}),
+        )
+        .await;
+        let registration = self.recv().await;
+        assert_eq!(
+            registration["message_type"], "registration",
+            "{registration}"
+        );
+        registration
+    }
+
+    /// Publishes one event and returns the receipt.
+    pub async fn publish(
+        &mut self,
+        event_type: &str,
+        key: &str,
+        value: Value,
+        data: Value,
+    ) -> Value {
+        let request_id = uuid::Uuid::now_v7().to_string();
+        self.send(json!({"message_type": "new", "request_id": request_id, "events": [
+            {"event_type": event_type, "consistency": {"key": key, "value": value}, "data": data}]}))
+            .await;
+        let receipt = self.recv().await;
+        assert_eq!(receipt["message_type"], "receipt", "{receipt}");
+        assert_eq!(receipt["request_id"], request_id.as_str());
+        receipt
+    }
+
+    /// The next `event` frame.
+    pub async fn event(&mut self) -> Value {
+        let event = self.recv().await;
+        assert_eq!(event["message_type"], "event", "{event}");
+        event
+    }
+
+    pub async fn ack(&mut self, positions: &[i64]) {
+        self.send(json!({"message_type": "ack", "positions": positions}))
+            .await;
+    }
+}

@@ -1,0 +1,535 @@
+//! The Delivery section of PROTOCOL.md, rule by rule, against the real bus.
+
+mod common;
+
+use std::{collections::HashMap, time::Duration};
+
+use common::{BusProcess, Raw, TestDb, http};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+
+fn position(event: &Value) -> i64 {
+    event["position"].as_i64().expect("a position")
+}
+
+fn key(event: &Value) -> String {
+    event["consistency"]["key"]
+        .as_str()
+        .expect("a key")
+        .to_owned()
+}
+
+/// Publishes `n` events of `event_type` spread over `keys` keys.
+async fn publish_many(bus: &BusProcess, event_type: &str, n: usize, keys: usize) -> Vec<i64> {
+    let mut publisher = Raw::connect(bus).await;
+    let mut positions = Vec::new();
+    for i in 0..n {
+        let receipt = publisher
+            .publish(
+                event_type,
+                &format!("k-{}", i % keys),
+                json!("*"),
+                json!({"n": i}),
+            )
+            .await;
+        positions.push(receipt["events"][0]["position"].as_i64().unwrap());
+    }
+    positions
+}
+
+#[tokio::test]
+async fn observers_get_every_new_event_live_and_nothing_while_away() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    publish_many(&bus, "Before", 3, 1).await;
+    let mut observer = Raw::connect(&bus).await;
+    let registration = observer.register("web", &["Balance"], "observe").await;
+    assert_eq!(registration["head_position"], 3);
+
+    let mut publisher = Raw::connect(&bus).await;
+    publisher.publish("Other", "k", json!("*"), json!(0)).await;
+    publisher
+        .publish("Balance", "acc-1", json!("*"), json!({"balance": "1.00"}))
+        .await;
+    let event = observer.event().await;
+    assert_eq!(event["event_type"], "Balance");
+    assert_eq!(event["position"], 5);
+    assert_eq!(event["data"], json!({"balance": "1.00"}));
+    assert!(
+        observer.silent_for(Duration::from_millis(300)).await,
+        "only its types"
+    );
+}
+
+#[tokio::test]
+async fn rule_1_a_subscription_is_owed_events_from_its_first_registration_while_away() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    publish_many(&bus, "A", 2, 1).await; // before the subscription: not owed
+    let mut first = Raw::connect(&bus).await;
+    first.register("reporting", &["A"], "consume").await;
+    drop(first);
+
+    let owed = publish_many(&bus, "A", 5, 2).await;
+    let mut again = Raw::connect(&bus).await;
+    again.register("reporting", &["A"], "consume").await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let event = again.event().await;
+        got.push(position(&event));
+        again.ack(&[position(&event)]).await;
+    }
+    got.sort();
+    assert_eq!(got, owed);
+    assert!(again.silent_for(Duration::from_millis(300)).await);
+}
+
+#[tokio::test]
+async fn rules_2_and_3_each_event_goes_to_one_instance_and_keys_stick() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    let mut one = Raw::connect(&bus).await;
+    one.register("accounts", &["A"], "consume").await;
+    let mut two = Raw::connect(&bus).await;
+    two.register("accounts", &["A"], "consume").await;
+    let mut other_type = Raw::connect(&bus).await;
+    other_type.register("reporting", &["*"], "consume").await;
+
+    let published = publish_many(&bus, "A", 60, 12).await;
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut seen = Vec::new();
+    // Read until all 60 arrived, acking as we go, from whichever instance has one.
+    let mut instances = [one, two];
+    while seen.len() < 60 {
+        let mut progressed = false;
+        for (index, instance) in instances.iter_mut().enumerate() {
+            if let Some(frame) = instance.try_recv(Duration::from_millis(100)).await {
+                assert_eq!(frame["message_type"], "event");
+                let k = key(&frame);
+                let previous = owner.insert(k.clone(), index);
+                assert!(
+                    previous.is_none_or(|p| p == index),
+                    "key {k} moved between connected instances"
+                );
+                seen.push(position(&frame));
+                instance.ack(&[position(&frame)]).await;
+                progressed = true;
+            }
+        }
+        assert!(
+            progressed || seen.len() == 60,
+            "deliveries stalled at {}",
+            seen.len()
+        );
+    }
+    seen.sort();
+    assert_eq!(
+        seen, published,
+        "every event exactly once across the instances"
+    );
+    assert!(
+        owner.values().any(|&i| i == 0) && owner.values().any(|&i| i == 1),
+        "keys are spread: {owner:?}"
+    );
+
+    let mut other = Vec::new();
+    for _ in 0..60 {
+        let event = other_type.event().await;
+        other.push(position(&event));
+        other_type.ack(&[position(&event)]).await;
+    }
+    other.sort();
+    assert_eq!(other, published, "another client type gets every event too");
+}
+
+#[tokio::test]
+async fn rule_4_a_keys_next_event_waits_for_the_ack_of_the_one_before() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    let published = publish_many(&bus, "A", 3, 1).await;
+
+    let first = consumer.event().await;
+    assert_eq!(position(&first), published[0]);
+    assert!(
+        consumer.silent_for(Duration::from_millis(300)).await,
+        "n+1 is held while n is unacknowledged"
+    );
+    consumer.ack(&[published[0]]).await;
+    assert_eq!(position(&consumer.event().await), published[1]);
+    consumer.ack(&[published[1]]).await;
+    assert_eq!(position(&consumer.event().await), published[2]);
+}
+
+#[tokio::test]
+async fn rule_5_a_disconnected_instances_events_go_to_the_others_in_order() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    let mut one = Raw::connect(&bus).await;
+    one.register("accounts", &["A"], "consume").await;
+    let published = publish_many(&bus, "A", 4, 1).await;
+    let first = one.event().await;
+    assert_eq!(position(&first), published[0]);
+    assert_eq!(first["delivery"], 1);
+
+    let mut two = Raw::connect(&bus).await;
+    two.register("accounts", &["A"], "consume").await;
+    assert!(
+        two.silent_for(Duration::from_millis(300)).await,
+        "a key with an unacked event does not move"
+    );
+    drop(one);
+
+    let again = two.event().await;
+    assert_eq!(
+        position(&again),
+        published[0],
+        "the unacknowledged event first"
+    );
+    assert_eq!(again["delivery"], 2);
+    two.ack(&[published[0]]).await;
+    for expected in &published[1..] {
+        let next = two.event().await;
+        assert_eq!(position(&next), *expected, "order kept");
+        two.ack(&[*expected]).await;
+    }
+}
+
+#[tokio::test]
+async fn rule_5_with_no_instance_left_events_wait_durably() {
+    let db = TestDb::new().await;
+    let mut bus = BusProcess::start(&db, &[]);
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    let published = publish_many(&bus, "A", 2, 1).await;
+    let _ = consumer.event().await; // delivered, never acked
+    drop(consumer);
+
+    bus.restart();
+    let mut later = Raw::connect(&bus).await;
+    later.register("accounts", &["A"], "consume").await;
+    let first = later.event().await;
+    assert_eq!(position(&first), published[0]);
+    later.ack(&[published[0]]).await;
+    assert_eq!(position(&later.event().await), published[1]);
+}
+
+#[tokio::test]
+async fn rule_6_an_event_not_acked_in_time_is_delivered_again() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(
+        &db,
+        &["--ack-timeout-ms", "300", "--retry-backoff-ms", "10"],
+    );
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    let published = publish_many(&bus, "A", 1, 1).await;
+    assert_eq!(consumer.event().await["delivery"], 1);
+    let again = consumer.event().await;
+    assert_eq!(position(&again), published[0]);
+    assert_eq!(again["delivery"], 2);
+}
+
+#[tokio::test]
+async fn nacks_back_off_then_park_and_staff_can_replay() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(
+        &db,
+        &[
+            "--max-deliveries",
+            "3",
+            "--retry-backoff-ms",
+            "20",
+            "--token",
+            "t",
+        ],
+    );
+    let mut consumer = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    consumer.register("accounts", &["A"], "consume").await;
+    let mut publisher = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    let poison = publisher
+        .publish("A", "acc-1", json!("*"), json!("poison"))
+        .await["events"][0]["position"]
+        .as_i64()
+        .unwrap();
+    let behind = publisher
+        .publish("A", "acc-1", json!("*"), json!("next"))
+        .await["events"][0]["position"]
+        .as_i64()
+        .unwrap();
+
+    for attempt in 1..=3 {
+        let event = consumer.event().await;
+        assert_eq!(position(&event), poison);
+        assert_eq!(event["delivery"], attempt);
+        consumer
+            .send(json!({"message_type": "nack", "position": poison, "reason": "cannot apply"}))
+            .await;
+    }
+    // Parked after 3 deliveries: the key moves on.
+    let next = consumer.event().await;
+    assert_eq!(position(&next), behind);
+    consumer.ack(&[behind]).await;
+
+    // Parking is saved with the next progress save, well within a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let parked = loop {
+        let (status, parked) = http(&bus, "GET", "/parked?client_type=accounts", Some("t")).await;
+        assert_eq!(status, 200);
+        let parked: Value = serde_json::from_str(&parked).unwrap();
+        if parked.as_array().is_some_and(|list| !list.is_empty()) {
+            break parked;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the parked event was not saved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(parked[0]["position"], poison);
+    assert_eq!(parked[0]["deliveries"], 3);
+    assert_eq!(parked[0]["reason"], "cannot apply");
+
+    assert_eq!(
+        http(
+            &bus,
+            "POST",
+            &format!("/parked/accounts/{poison}/replay"),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        http(
+            &bus,
+            "POST",
+            &format!("/parked/accounts/{poison}/replay"),
+            Some("t")
+        )
+        .await
+        .0,
+        202
+    );
+    let replayed = consumer.event().await;
+    assert_eq!(position(&replayed), poison);
+    consumer.ack(&[poison]).await;
+    assert_eq!(
+        http(
+            &bus,
+            "POST",
+            &format!("/parked/accounts/{poison}/replay"),
+            Some("t")
+        )
+        .await
+        .0,
+        404
+    );
+    let (_, parked) = http(&bus, "GET", "/parked", Some("t")).await;
+    assert_eq!(parked.trim(), "[]");
+}
+
+#[tokio::test]
+async fn rule_7_at_most_max_in_flight_unacknowledged_events_per_instance() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &["--max-in-flight", "5"]);
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    publish_many(&bus, "A", 8, 8).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(position(&consumer.event().await));
+    }
+    assert!(
+        consumer.silent_for(Duration::from_millis(300)).await,
+        "the sixth is held back"
+    );
+    consumer.ack(&held[..3]).await;
+    for _ in 0..3 {
+        consumer.event().await;
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_events_are_not_delivered_again_after_a_restart() {
+    let db = TestDb::new().await;
+    let mut bus = BusProcess::start(&db, &[]);
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    // Keys k-0, k-1, k-2 get positions 1 4, 2 5, 3 6. Everything is acked
+    // but position 2, which holds 5 back behind it.
+    let published = publish_many(&bus, "A", 6, 3).await;
+    let mut acked = Vec::new();
+    while acked.len() < 4 {
+        let delivered = position(&consumer.event().await);
+        if delivered != published[1] {
+            consumer.ack(&[delivered]).await;
+            acked.push(delivered);
+        }
+    }
+    acked.sort();
+    assert_eq!(acked, [1, 3, 4, 6]);
+    // An ack is durable within one second: wait until the store has it.
+    let pool = db.pool().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stored: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM bus.acks WHERE client_type = 'accounts')
+                  + (SELECT count(*) FROM bus.events e, bus.subscriptions s
+                      WHERE s.client_type = 'accounts' AND e.position <= s.acked_through
+                        AND e.position > 0 AND e.event_type = 'A')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if stored >= 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acks were not saved within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(consumer);
+    bus.kill9();
+    bus.restart();
+
+    let mut again = Raw::connect(&bus).await;
+    again.register("accounts", &["A"], "consume").await;
+    let redelivered = again.event().await;
+    assert_eq!(
+        position(&redelivered),
+        published[1],
+        "only the unacknowledged one"
+    );
+    assert_eq!(
+        redelivered["delivery"], 1,
+        "a crash forgets a delivery that was never failed"
+    );
+    again.ack(&[published[1]]).await;
+    assert_eq!(
+        position(&again.event().await),
+        published[4],
+        "then the one it held back"
+    );
+    again.ack(&[published[4]]).await;
+    assert!(again.silent_for(Duration::from_millis(500)).await);
+}
+
+#[tokio::test]
+async fn kill_9_keeps_consistency_values_subscriptions_and_unacknowledged_events() {
+    let db = TestDb::new().await;
+    let mut bus = BusProcess::start(&db, &[]);
+    let mut consumer = Raw::connect(&bus).await;
+    consumer
+        .register("accounts", &["PendingTransaction"], "consume")
+        .await;
+    let mut publisher = Raw::connect(&bus).await;
+    for value in 0..3 {
+        let receipt = publisher
+            .publish(
+                "PendingTransaction",
+                "acc-1",
+                json!(value),
+                json!({"v": value}),
+            )
+            .await;
+        assert_eq!(receipt["status"], "success");
+    }
+    let first = consumer.event().await;
+    drop(consumer);
+    drop(publisher);
+    bus.kill9();
+    bus.restart();
+
+    let mut publisher = Raw::connect(&bus).await;
+    let stale = publisher
+        .publish("PendingTransaction", "acc-1", json!(2), json!({}))
+        .await;
+    assert_eq!(stale["status"], "inconsistent");
+    assert_eq!(stale["events"][0]["current"], 2);
+    let next = publisher
+        .publish("PendingTransaction", "acc-1", json!(3), json!({"v": 3}))
+        .await;
+    assert_eq!(next["status"], "success");
+    assert_eq!(
+        next["events"][0]["position"], 4,
+        "positions continue after the restart"
+    );
+
+    let mut consumer = Raw::connect(&bus).await;
+    consumer
+        .register("accounts", &["PendingTransaction"], "consume")
+        .await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let event = consumer.event().await;
+        got.push(position(&event));
+        consumer.ack(&[position(&event)]).await;
+    }
+    assert_eq!(
+        got,
+        [1, 2, 3, 4],
+        "the unacknowledged ones, in order, then the new one"
+    );
+    assert_eq!(position(&first), 1);
+}
+
+#[tokio::test]
+async fn many_connections_racing_on_one_key_get_exactly_one_winner_per_value() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    let mut racers = Vec::new();
+    for racer in 0..16 {
+        let url = bus.url();
+        racers.push(tokio::spawn(async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            use futures_util::{SinkExt, StreamExt};
+            let mut wins = Vec::new();
+            let mut value = 0;
+            while value < 50 {
+                let frame = json!({"message_type": "new", "request_id": format!("{racer}-{value}"), "events": [
+                    {"event_type": "ConfirmedDebit", "consistency": {"key": "acc-hot", "value": value}, "data": {"racer": racer}}]});
+                socket.send(Message::text(frame.to_string())).await.unwrap();
+                let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("no receipt") };
+                let receipt: Value = serde_json::from_str(text.as_str()).unwrap();
+                match receipt["status"].as_str() {
+                    Some("success") => {
+                        wins.push(value);
+                        value += 1;
+                    }
+                    Some("inconsistent") => value = receipt["events"][0]["current"].as_i64().unwrap() + 1,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            wins
+        }));
+    }
+    let mut winners: Vec<i64> = Vec::new();
+    for racer in racers {
+        winners.extend(racer.await.unwrap());
+    }
+    winners.sort();
+    assert_eq!(
+        winners,
+        (0..50).collect::<Vec<_>>(),
+        "each value won exactly once"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_1001_after_answering_what_was_sent() {
+    let db = TestDb::new().await;
+    let mut bus = BusProcess::start(&db, &[]);
+    let mut client = Raw::connect(&bus).await;
+    client.publish("A", "k", json!("*"), json!(0)).await;
+    let status = bus.terminate();
+    assert!(status.success(), "{status}");
+    match client.next_message().await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a close with 1001, got {other:?}"),
+    }
+}
