@@ -246,21 +246,31 @@ impl Task {
         loop {
             tokio::select! {
                 command = self.commands.recv() => {
-                    let Some(command) = command else {
+                    let Some(mut command) = command else {
                         let _ = socket.close(None).await;
                         return Outcome::Closed;
                     };
-                    match self.frame_for(command) {
-                        Ok(Some(frame)) => {
-                            if socket.send(Message::text(frame)).await.is_err() {
-                                return Outcome::Disconnected;
+                    // Everything already queued goes out with one flush.
+                    loop {
+                        match self.frame_for(command) {
+                            Ok(Some(frame)) => {
+                                if socket.feed(Message::text(frame)).await.is_err() {
+                                    return Outcome::Disconnected;
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(()) => {
+                                let _ = socket.close(None).await;
+                                return Outcome::Closed;
                             }
                         }
-                        Ok(None) => {}
-                        Err(()) => {
-                            let _ = socket.close(None).await;
-                            return Outcome::Closed;
+                        match self.commands.try_recv() {
+                            Ok(next) => command = next,
+                            Err(_) => break,
                         }
+                    }
+                    if socket.flush().await.is_err() {
+                        return Outcome::Disconnected;
                     }
                 }
                 message = socket.next() => match message {

@@ -37,10 +37,22 @@ pub async fn serve(socket: WebSocket, bus: Arc<BusState>) {
     metrics::gauge!("bus_connections").increment(1);
     let (mut sink, mut stream) = socket.split();
     let (frames, mut outbox) = mpsc::channel::<Message>(OUTBOX);
+    // Writes whatever is queued, then flushes once: one system call for a
+    // burst of receipts and events rather than one each.
     let sender = tokio::spawn(async move {
-        while let Some(frame) = outbox.recv().await {
-            let closing = matches!(frame, Message::Close(_));
-            if sink.send(frame).await.is_err() || closing {
+        'writing: while let Some(frame) = outbox.recv().await {
+            let mut closing = matches!(frame, Message::Close(_));
+            if sink.feed(frame).await.is_err() {
+                break;
+            }
+            while !closing {
+                let Ok(frame) = outbox.try_recv() else { break };
+                closing = matches!(frame, Message::Close(_));
+                if sink.feed(frame).await.is_err() {
+                    break 'writing;
+                }
+            }
+            if sink.flush().await.is_err() || closing {
                 break;
             }
         }

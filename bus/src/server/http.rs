@@ -15,6 +15,8 @@ use serde::Deserialize;
 use super::{BusState, connection};
 use crate::store;
 
+const READ_BUFFER: usize = 16 * 1024;
+
 pub fn router(bus: Arc<BusState>) -> Router {
     Router::new()
         .route("/bus", get(upgrade))
@@ -77,6 +79,8 @@ async fn upgrade(
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
+        // Frames are small; a smaller read buffer is cheaper to prepare.
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
             let tracker = bus.connections.clone();
             tracker.track_future(connection::serve(socket, bus))

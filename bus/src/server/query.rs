@@ -42,10 +42,12 @@ async fn stream(
     let after = match query.start {
         QueryStart::AfterPosition(position) => position,
         QueryStart::Since(None) => 0,
-        QueryStart::Since(Some(at)) => match store::events::first_position_since(pool, at).await? {
-            Some(first) => first - 1,
-            None => head,
-        },
+        QueryStart::Since(Some(at)) => {
+            match store::events::first_position_since(pool, at, head).await? {
+                Some(first) => first - 1,
+                None => head,
+            }
+        }
     };
     let mut remaining = query.limit.unwrap_or(i64::MAX);
     let mut count: u64 = 0;
@@ -56,8 +58,8 @@ async fn stream(
         async move {
             let page = Page {
                 after,
-                through: Some(head),
-                types: Some(&types),
+                through: head,
+                types: &types,
                 key: key.as_deref(),
                 limit: remaining.min(BATCH),
             };
@@ -67,22 +69,22 @@ async fn stream(
 
     let mut next = (remaining > 0 && after < head).then(|| tokio::spawn(read(after, remaining)));
     while let Some(reading) = next.take() {
-        let events = reading.await.map_err(|error| {
+        let page = reading.await.map_err(|error| {
             store::StoreError::Database(sqlx::Error::Protocol(format!(
                 "the page reader failed: {error}"
             )))
         })??;
-        let Some(last) = events.last() else { break };
-        let last = last.position;
-        let full = events.len() as i64 == remaining.min(BATCH);
-        remaining -= events.len() as i64;
-        count += events.len() as u64;
-        if full && remaining > 0 && last < head {
-            next = Some(tokio::spawn(read(last, remaining)));
+        remaining -= page.events.len() as i64;
+        count += page.events.len() as u64;
+        if remaining > 0 && page.covered_through < head {
+            next = Some(tokio::spawn(read(page.covered_through, remaining)));
+        }
+        if page.events.is_empty() {
+            continue;
         }
         let batch = Rebuild {
             request_id: query.request_id.clone(),
-            events,
+            events: page.events,
         };
         if frames
             .send(Message::text(ServerMessage::Rebuild(&batch).to_json()))

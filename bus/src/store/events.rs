@@ -38,52 +38,58 @@ pub async fn load_state(pool: &PgPool) -> Result<LogState, StoreError> {
     })
 }
 
-/// Appends `events` (positions and values already given) in one statement.
+/// Appends `events` (positions and values already given) in one `COPY`:
+/// atomic like one INSERT, and about half the server's work per row of an
+/// `INSERT … SELECT FROM UNNEST(…)` (no arrays to decode, no expressions).
 pub async fn append(
     connection: &mut PgConnection,
     events: &[EventRecord],
 ) -> Result<(), sqlx::Error> {
-    let mut positions = Vec::with_capacity(events.len());
-    let mut ids = Vec::with_capacity(events.len());
-    let mut types = Vec::with_capacity(events.len());
-    let mut keys = Vec::with_capacity(events.len());
-    let mut values = Vec::with_capacity(events.len());
-    let mut correlations = Vec::with_capacity(events.len());
-    let mut causations = Vec::with_capacity(events.len());
-    let mut times = Vec::with_capacity(events.len());
-    let mut data = Vec::with_capacity(events.len());
+    let mut copy = connection
+        .copy_in_raw(
+            "COPY bus.events (position, event_id, event_type, consistency_key, consistency_value,
+                 correlation_id, causation_id, recorded_at, data) FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    copy.send(copy_binary(events)).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// PostgreSQL's binary COPY format for `events`.
+fn copy_binary(events: &[EventRecord]) -> Vec<u8> {
+    /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+    const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    let mut out = Vec::with_capacity(19 + events.len() * 400);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes()); // flags
+    out.extend_from_slice(&0i32.to_be_bytes()); // header extension
+    let field = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
     for event in events {
-        positions.push(event.position);
-        ids.push(event.event_id);
-        types.push(event.event_type.as_str());
-        keys.push(event.consistency.key.as_str());
-        values.push(match event.consistency.value {
+        let value = match event.consistency.value {
             ConsistencyValue::Explicit(value) => value,
             ConsistencyValue::Implicit => unreachable!("the writer gives every event its value"),
-        });
-        correlations.push(event.correlation_id);
-        causations.push(event.causation_id);
-        times.push(event.timestamp);
-        data.push(event.data.get());
+        };
+        out.extend_from_slice(&9i16.to_be_bytes());
+        field(&mut out, &event.position.to_be_bytes());
+        field(&mut out, event.event_id.as_bytes());
+        field(&mut out, event.event_type.as_bytes());
+        field(&mut out, event.consistency.key.as_bytes());
+        field(&mut out, &value.to_be_bytes());
+        field(&mut out, event.correlation_id.as_bytes());
+        match event.causation_id {
+            Some(causation_id) => field(&mut out, causation_id.as_bytes()),
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+        let micros = event.timestamp.timestamp_micros() - POSTGRES_EPOCH_MICROS;
+        field(&mut out, &micros.to_be_bytes());
+        field(&mut out, event.data.get().as_bytes());
     }
-    sqlx::query(
-        "INSERT INTO bus.events (position, event_id, event_type, consistency_key,
-             consistency_value, correlation_id, causation_id, recorded_at, data)
-         SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::text[],
-             $5::bigint[], $6::uuid[], $7::uuid[], $8::timestamptz[], $9::json[])",
-    )
-    .bind(&positions)
-    .bind(&ids)
-    .bind(&types)
-    .bind(&keys)
-    .bind(&values)
-    .bind(&correlations)
-    .bind(&causations)
-    .bind(&times)
-    .bind(&data)
-    .execute(connection)
-    .await?;
-    Ok(())
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
 }
 
 /// Where an event id is stored: for answering resends as duplicates.
@@ -123,16 +129,32 @@ pub async fn find_ids(
 }
 
 /// A slice of the log to read, in position order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Page<'a> {
     /// Only positions strictly greater.
     pub after: i64,
     /// Only positions at or below (the head when a query started).
-    pub through: Option<i64>,
-    pub types: Option<&'a EventTypes>,
+    pub through: i64,
+    pub types: &'a EventTypes,
     pub key: Option<&'a str>,
     pub limit: i64,
 }
+
+/// One read: the events found, and how far the log has been covered.
+#[derive(Debug)]
+pub struct PageRead {
+    pub events: Vec<EventRecord>,
+    /// Every matching event at or below this position is in `events` or in
+    /// an earlier page; the next read starts after it.
+    pub covered_through: i64,
+}
+
+/// How many positions one read examines at most. Bounding the range keeps
+/// each read's cost independent of how long the log is: without it, a
+/// filter the index cannot return in position order (several types, or a
+/// key) would make the database sort everything that matches after `after`
+/// for every page.
+const RANGE: i64 = 50_000;
 
 const COLUMNS: &str = "position, event_id, event_type, consistency_key, consistency_value, \
                        correlation_id, causation_id, recorded_at, data::text";
@@ -149,20 +171,28 @@ type EventRow = (
     String,
 );
 
-pub async fn read_page(pool: &PgPool, page: &Page<'_>) -> Result<Vec<EventRecord>, StoreError> {
+pub async fn read_page(pool: &PgPool, page: &Page<'_>) -> Result<PageRead, StoreError> {
+    let upper = page.through.min(page.after.saturating_add(RANGE));
     let mut query = QueryBuilder::<Postgres>::new(format!(
         "SELECT {COLUMNS} FROM bus.events WHERE position > "
     ));
-    query.push_bind(page.after);
-    if let Some(through) = page.through {
-        query.push(" AND position <= ").push_bind(through);
-    }
-    if let Some(EventTypes::Only(types)) = page.types {
-        let types: Vec<&str> = types.iter().map(String::as_str).collect();
-        query
-            .push(" AND event_type = ANY(")
-            .push_bind(types)
-            .push(")");
+    query
+        .push_bind(page.after)
+        .push(" AND position <= ")
+        .push_bind(upper);
+    if let EventTypes::Only(types) = page.types {
+        if types.len() == 1 {
+            // Equality lets the (event_type, position) index return rows in order.
+            query
+                .push(" AND event_type = ")
+                .push_bind(types.iter().next().cloned());
+        } else {
+            let types: Vec<&str> = types.iter().map(String::as_str).collect();
+            query
+                .push(" AND event_type = ANY(")
+                .push_bind(types)
+                .push(")");
+        }
     }
     if let Some(key) = page.key {
         query.push(" AND consistency_key = ").push_bind(key);
@@ -171,7 +201,18 @@ pub async fn read_page(pool: &PgPool, page: &Page<'_>) -> Result<Vec<EventRecord
         .push(" ORDER BY position LIMIT ")
         .push_bind(page.limit);
     let rows: Vec<EventRow> = query.build_query_as().fetch_all(pool).await?;
-    rows.into_iter().map(into_record).collect()
+    let events = rows
+        .into_iter()
+        .map(into_record)
+        .collect::<Result<Vec<_>, _>>()?;
+    let covered_through = match events.last() {
+        Some(last) if events.len() as i64 == page.limit => last.position,
+        _ => upper,
+    };
+    Ok(PageRead {
+        events,
+        covered_through,
+    })
 }
 
 /// Events at the given positions (for replays and restart), in position order.
@@ -188,18 +229,29 @@ pub async fn read_positions(
     rows.into_iter().map(into_record).collect()
 }
 
-/// The first position stored at or after `at` (`None`: nothing that late).
+/// The first position at or below `head` stored at or after `at` (`None`:
+/// nothing that late). Positions are dense and timestamps never decrease
+/// along them, so a binary search by primary key finds it in about
+/// log2(head) look-ups, however long the log.
 pub async fn first_position_since(
     pool: &PgPool,
     at: DateTime<Utc>,
+    head: i64,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT position FROM bus.events WHERE recorded_at >= $1
-          ORDER BY recorded_at, position LIMIT 1",
-    )
-    .bind(at)
-    .fetch_optional(pool)
-    .await?)
+    let (mut low, mut high) = (1, head + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let stored: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT recorded_at FROM bus.events WHERE position = $1")
+                .bind(middle)
+                .fetch_optional(pool)
+                .await?;
+        match stored {
+            Some(stored) if stored < at => low = middle + 1,
+            _ => high = middle,
+        }
+    }
+    Ok((low <= head).then_some(low))
 }
 
 /// Every event of one unit of work, in position order (staff traces).

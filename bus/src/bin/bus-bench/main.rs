@@ -34,6 +34,9 @@ pub struct Options {
     /// `new` messages each publisher keeps in flight.
     #[arg(long, default_value_t = 16)]
     pub window: usize,
+    /// Events in each P1 `new` message (1: one event per message).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Seconds of P2 load at 2,000 events/s.
     #[arg(long, default_value_t = 10)]
     pub p2_seconds: u64,
@@ -43,6 +46,15 @@ pub struct Options {
     /// Events in the log for P4's rebuild.
     #[arg(long, default_value_t = 1_000_000)]
     pub p4_events: usize,
+    /// Which parts to run (for profiling one of them).
+    #[arg(long, value_delimiter = ',', default_value = "p1,p2,p3,p4,nats")]
+    phases: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
+    }
 }
 
 pub const KEYS: usize = 10_000;
@@ -123,22 +135,24 @@ async fn run(options: &Options, database_url: &str) -> anyhow::Result<()> {
         KEYS
     );
     let mut p1 = Vec::new();
-    for publishers in [1, 8, 64] {
+    for publishers in [1, 8, 64].into_iter().filter(|_| options.runs("p1")) {
         let result = bus_load::appends(&bus.url, publishers, options).await?;
         println!(
-            "bus   {publishers:>2} publishers × {} in flight: {:>9.0} events/s; receipt {}",
-            options.window, result.rate, result.latency
+            "bus   {publishers:>2} publishers × {} in flight × {} events/message: {:>9.0} events/s; receipt {}",
+            options.window, options.batch, result.rate, result.latency
         );
         p1.push((publishers, result.rate));
     }
 
-    println!("\n## P2: latency at 2,000 events/s offered");
-    let p2 = bus_load::latency(&bus.url, options).await?;
-    println!("bus   publish→receipt:  {}", p2.receipt);
-    println!("bus   publish→delivery: {}", p2.delivery);
+    if options.runs("p2") {
+        println!("\n## P2: latency at 2,000 events/s offered");
+        let p2 = bus_load::latency(&bus.url, options).await?;
+        println!("bus   publish→receipt:  {}", p2.receipt);
+        println!("bus   publish→delivery: {}", p2.delivery);
+    }
 
     println!("\n## P3: acknowledged delivery to instances of one client type");
-    for instances in [1, 2, 4] {
+    for instances in [1, 2, 4].into_iter().filter(|_| options.runs("p3")) {
         let result = bus_load::consume(&bus.url, instances, options).await?;
         println!(
             "bus   {instances} instance(s): {:>9.0} events/s, per-key order violations: {}",
@@ -146,27 +160,31 @@ async fn run(options: &Options, database_url: &str) -> anyhow::Result<()> {
         );
     }
 
-    println!("\n## P4: rebuild of {} events", options.p4_events);
     drop(bus);
-    let result = bus_load::rebuild(database_url, options).await?;
-    println!(
-        "bus   {:>9.0} events/s; peak memory: bus {:.0} MiB, client {:.0} MiB",
-        result.rate, result.bus_peak_mib, result.client_peak_mib
-    );
+    if options.runs("p4") {
+        println!("\n## P4: rebuild of {} events", options.p4_events);
+        let result = bus_load::rebuild(database_url, options).await?;
+        println!(
+            "bus   {:>9.0} events/s; peak memory: bus {:.0} MiB, client {:.0} MiB",
+            result.rate, result.bus_peak_mib, result.client_peak_mib
+        );
+    }
 
-    if options.nats_url != "none" {
+    if options.runs("nats") && options.nats_url != "none" {
         println!(
             "\n## NATS JetStream {} (file storage), same P1/P2 work",
             nats_load::server_version(&options.nats_url).await?
         );
-        for (publishers, bus_rate) in p1 {
+        for publishers in [1, 8, 64] {
             let result = nats_load::appends(&options.nats_url, publishers, options).await?;
+            let ratio = p1
+                .iter()
+                .find(|(p, _)| *p == publishers)
+                .map(|(_, bus_rate)| format!("; bus/nats = {:.2}", bus_rate / result.rate))
+                .unwrap_or_default();
             println!(
-                "nats  {publishers:>2} publishers × {} in flight: {:>9.0} events/s; ack {}; bus/nats = {:.2}",
-                options.window,
-                result.rate,
-                result.latency,
-                bus_rate / result.rate
+                "nats  {publishers:>2} publishers × {} in flight: {:>9.0} events/s; ack {}{ratio}",
+                options.window, result.rate, result.latency
             );
         }
         let nats = nats_load::latency(&options.nats_url, options).await?;

@@ -76,12 +76,14 @@ struct Instance {
 
 /// The result of a page read from the log.
 struct PageRead {
-    /// The writer's head when the read started: a short page means
-    /// everything up to it has been seen.
+    /// The writer's head when the read started: once the log is covered up
+    /// to it, everything later comes with the writer's batches.
     head_at_start: i64,
-    limit: usize,
-    events: Result<Vec<EventRecord>, store::StoreError>,
+    read: Result<store::events::PageRead, store::StoreError>,
 }
+
+type ReplaySender = mpsc::UnboundedSender<Result<Vec<EventRecord>, store::StoreError>>;
+type ReplayReceiver = mpsc::UnboundedReceiver<Result<Vec<EventRecord>, store::StoreError>>;
 
 const PAGE_SIZE: usize = 1000;
 const TICK: Duration = Duration::from_millis(100);
@@ -105,6 +107,7 @@ pub struct Actor {
         mpsc::UnboundedSender<PageRead>,
         mpsc::UnboundedReceiver<PageRead>,
     ),
+    replays: (ReplaySender, ReplayReceiver),
 
     keys: HashMap<String, KeyState>,
     held: usize,
@@ -146,6 +149,7 @@ impl Actor {
             newest_seen: 0,
             reading: false,
             pages: mpsc::unbounded_channel(),
+            replays: mpsc::unbounded_channel(),
             keys: HashMap::new(),
             held: 0,
             outstanding: BTreeSet::new(),
@@ -171,19 +175,18 @@ impl Actor {
 
     fn with_replays(self, replays: Vec<i64>) -> Self {
         if !replays.is_empty() {
-            let pool = self.pool.clone();
-            let sender = self.pages.0.clone();
-            // Replays are read like a page, but never move the cursor.
-            tokio::spawn(async move {
-                let events = store::events::read_positions(&pool, &replays).await;
-                let _ = sender.send(PageRead {
-                    head_at_start: i64::MIN,
-                    limit: usize::MAX,
-                    events,
-                });
-            });
+            self.read_replays(replays);
         }
         self
+    }
+
+    /// Replayed events are read apart from the cursor's pages.
+    fn read_replays(&self, positions: Vec<i64>) {
+        let pool = self.pool.clone();
+        let sender = self.replays.0.clone();
+        tokio::spawn(async move {
+            let _ = sender.send(store::events::read_positions(&pool, &positions).await);
+        });
     }
 
     pub async fn run(mut self) {
@@ -213,6 +216,7 @@ impl Actor {
                     }
                 },
                 Some(page) = self.pages.1.recv() => self.on_page(page),
+                Some(events) = self.replays.1.recv() => self.on_replay(events),
                 _ = tick.tick() => self.on_tick(),
             }
             self.maybe_read();
@@ -263,18 +267,7 @@ impl Actor {
                     self.fail(position, reason);
                 }
             }
-            Command::Replay { position } => {
-                let pool = self.pool.clone();
-                let sender = self.pages.0.clone();
-                tokio::spawn(async move {
-                    let events = store::events::read_positions(&pool, &[position]).await;
-                    let _ = sender.send(PageRead {
-                        head_at_start: i64::MIN,
-                        limit: usize::MAX,
-                        events,
-                    });
-                });
-            }
+            Command::Replay { position } => self.read_replays(vec![position]),
             Command::Stop { .. } => unreachable!("handled by run"),
         }
     }
@@ -338,57 +331,57 @@ impl Actor {
         let types = self.types();
         let head_at_start = self.writer.head();
         tokio::spawn(async move {
+            // Never past the writer's head: what lies beyond is not all
+            // committed yet, and comes with the writer's batches anyway.
             let page = Page {
                 after,
-                through: None,
-                types: Some(&types),
+                through: head_at_start,
+                types: &types,
                 key: None,
                 limit: PAGE_SIZE as i64,
             };
-            let events = store::events::read_page(&pool, &page).await;
+            let read = store::events::read_page(&pool, &page).await;
             let _ = sender.send(PageRead {
                 head_at_start,
-                limit: PAGE_SIZE,
-                events,
+                read,
             });
         });
     }
 
     fn on_page(&mut self, page: PageRead) {
-        let replay = page.head_at_start == i64::MIN;
-        if !replay {
-            self.reading = false;
-        }
-        let events = match page.events {
-            Ok(events) => events,
+        self.reading = false;
+        let read = match page.read {
+            Ok(read) => read,
             Err(error) => {
                 tracing::warn!(client_type = %self.client_type, %error, "could not read the log; will retry");
                 return;
             }
         };
-        if replay {
-            for event in events {
-                self.hold(Arc::new(event), true);
-            }
-            return;
-        }
-        let short = events.len() < page.limit;
-        for event in events {
+        for event in read.events {
             if event.position > self.cursor {
-                let position = event.position;
                 self.examine(Arc::new(event));
-                self.cursor = position;
             }
         }
-        if short {
-            self.cursor = self.cursor.max(page.head_at_start);
-            // Batches seen during the read may hold events past the head we
-            // started from: read again rather than miss them.
-            if self.newest_seen <= self.cursor {
-                self.live = true;
-            }
+        self.cursor = self.cursor.max(read.covered_through);
+        // Caught up with the head the read started from, and no batch seen
+        // meanwhile went past it: from here the writer's batches suffice.
+        if read.covered_through >= page.head_at_start && self.newest_seen <= self.cursor {
+            self.live = true;
         }
         self.skip.retain(|&position| position > self.cursor);
+    }
+
+    fn on_replay(&mut self, events: Result<Vec<EventRecord>, store::StoreError>) {
+        match events {
+            Ok(events) => {
+                for event in events {
+                    self.hold(Arc::new(event), true);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(client_type = %self.client_type, %error, "could not read a replayed event");
+            }
+        }
     }
 
     fn examine(&mut self, event: Arc<EventRecord>) {
@@ -518,6 +511,9 @@ impl Actor {
         }
         let held = state.queue.pop_front();
         self.held -= 1;
+        // With nothing unacknowledged the key may move: routing by hash
+        // keeps it where it is unless an instance joined or left meanwhile.
+        state.instance = None;
         let replay = held.as_ref().is_some_and(|held| held.replay);
         if !replay {
             self.outstanding.remove(&position);
