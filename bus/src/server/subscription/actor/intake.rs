@@ -1,0 +1,160 @@
+//! What a subscription owes: events from the writer's batches while it
+//! keeps up, from pages of the log while it does not, and staff replays;
+//! each owed event is held in its key's queue.
+
+use std::sync::Arc;
+
+use super::{Actor, PAGE_SIZE, PageRead};
+use crate::server::subscription::keys::Held;
+use crate::{
+    protocol::{EventRecord, EventTypes},
+    server::writer::CommittedBatch,
+    store::{self, events::Page},
+};
+
+impl Actor {
+    /// Replayed events are read apart from the cursor's pages.
+    pub(super) fn read_replays(&self, positions: Vec<i64>) {
+        let pool = self.pool.clone();
+        let sender = self.replays.0.clone();
+        tokio::spawn(async move {
+            let _ = sender.send(store::events::read_positions(&pool, &positions).await);
+        });
+    }
+
+    pub(super) fn types(&self) -> EventTypes {
+        if self.owed_after.contains_key("*") {
+            return EventTypes::All;
+        }
+        EventTypes::Only(self.owed_after.keys().cloned().collect())
+    }
+
+    pub(super) fn owes(&self, event: &EventRecord) -> bool {
+        let after = |name: &str| {
+            self.owed_after
+                .get(name)
+                .is_some_and(|&after| event.position > after)
+        };
+        after("*") || after(&event.event_type)
+    }
+
+    pub(super) fn on_batch(&mut self, batch: &CommittedBatch) {
+        if !self.live {
+            self.newest_seen = self.newest_seen.max(batch.last);
+            return;
+        }
+        if batch.last <= self.cursor {
+            return;
+        }
+        if batch.first > self.cursor + 1 {
+            // A batch we did not see: read the log from the cursor.
+            self.live = false;
+            self.newest_seen = batch.last;
+            return;
+        }
+        for event in &batch.events {
+            if event.position > self.cursor {
+                self.examine(event.clone());
+            }
+        }
+        self.cursor = batch.last;
+        if self.held >= self.config.max_held {
+            self.live = false;
+            self.newest_seen = self.cursor;
+        }
+    }
+
+    /// Reads the next page of the log when behind, has room, and has an
+    /// instance to deliver to.
+    pub(super) fn maybe_read(&mut self) {
+        if self.live
+            || self.reading
+            || self.instances.is_empty()
+            || self.held >= self.config.max_held / 2
+        {
+            return;
+        }
+        self.reading = true;
+        let pool = self.pool.clone();
+        let sender = self.pages.0.clone();
+        let after = self.cursor;
+        let types = self.types();
+        let head_at_start = self.writer.head();
+        tokio::spawn(async move {
+            // Never past the writer's head: what lies beyond is not all
+            // committed yet, and comes with the writer's batches anyway.
+            let page = Page {
+                after,
+                through: head_at_start,
+                types: &types,
+                key: None,
+                limit: PAGE_SIZE as i64,
+            };
+            let read = store::events::read_page(&pool, &page).await;
+            let _ = sender.send(PageRead {
+                head_at_start,
+                read,
+            });
+        });
+    }
+
+    pub(super) fn on_page(&mut self, page: PageRead) {
+        self.reading = false;
+        let read = match page.read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(client_type = %self.client_type, %error, "could not read the log; will retry");
+                return;
+            }
+        };
+        for event in read.events {
+            if event.position > self.cursor {
+                self.examine(Arc::new(event));
+            }
+        }
+        self.cursor = self.cursor.max(read.covered_through);
+        // Caught up with the head the read started from, and no batch seen
+        // meanwhile went past it: from here the writer's batches suffice.
+        if read.covered_through >= page.head_at_start && self.newest_seen <= self.cursor {
+            self.live = true;
+        }
+        self.skip.retain(|&position| position > self.cursor);
+    }
+
+    pub(super) fn on_replay(&mut self, events: Result<Vec<EventRecord>, store::StoreError>) {
+        match events {
+            Ok(events) => {
+                for event in events {
+                    self.hold(Arc::new(event), true);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(client_type = %self.client_type, %error, "could not read a replayed event");
+            }
+        }
+    }
+
+    pub(super) fn examine(&mut self, event: Arc<EventRecord>) {
+        if self.skip.remove(&event.position) || !self.owes(&event) {
+            return;
+        }
+        self.outstanding.insert(event.position);
+        self.hold(event, false);
+    }
+
+    pub(super) fn hold(&mut self, event: Arc<EventRecord>, replay: bool) {
+        let deliveries = self.failures.remove(&event.position).unwrap_or(0);
+        let key = event.consistency.key.clone();
+        let state = self.keys.entry(key.clone()).or_default();
+        state.queue.push_back(Held {
+            event,
+            deliveries,
+            replay,
+        });
+        self.held += 1;
+        if state.is_ready() && !state.in_ready {
+            state.in_ready = true;
+            self.ready.push_back(key);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Saving a subscription's progress: its acknowledgement watermark, the
+//! acks above it, failures and parked events.
+
+use super::Actor;
+use crate::store::{self, subscriptions::Progress};
+
+impl Actor {
+    pub(super) fn watermark(&self) -> i64 {
+        self.outstanding
+            .first()
+            .map_or(self.cursor, |first| first - 1)
+    }
+
+    /// Starts saving progress in the background, one save at a time.
+    pub(super) fn save(&mut self) {
+        if let Some(saving) = &self.saving {
+            if !saving.is_finished() {
+                return;
+            }
+            let saving = self.saving.take().expect("checked above");
+            let in_save = std::mem::take(&mut self.in_save);
+            match futures_util::FutureExt::now_or_never(saving) {
+                Some(Ok(Ok(()))) => self.saved_watermark = in_save.acked_through,
+                other => {
+                    tracing::warn!(client_type = %self.client_type, ?other, "could not save delivery progress; retrying");
+                    self.progress = merge(in_save, std::mem::take(&mut self.progress));
+                }
+            }
+        }
+        let watermark = self.watermark();
+        if self.progress.is_empty() && watermark == self.saved_watermark {
+            return;
+        }
+        let mut progress = std::mem::take(&mut self.progress);
+        progress.acked_through = watermark;
+        self.in_save = progress.clone();
+        let pool = self.pool.clone();
+        let client_type = self.client_type.clone();
+        self.saving = Some(tokio::spawn(async move {
+            store::subscriptions::save_progress(&pool, &client_type, &progress).await
+        }));
+    }
+
+    pub(super) async fn stop(&mut self) {
+        for _ in 0..50 {
+            if let Some(saving) = self.saving.take() {
+                let result = saving.await;
+                let in_save = std::mem::take(&mut self.in_save);
+                match result {
+                    Ok(Ok(())) => self.saved_watermark = in_save.acked_through,
+                    _ => self.progress = merge(in_save, std::mem::take(&mut self.progress)),
+                }
+            }
+            self.save();
+            if self.saving.is_none() {
+                return;
+            }
+        }
+    }
+}
+
+/// Progress that failed to save, with what came after it.
+fn merge(mut earlier: Progress, later: Progress) -> Progress {
+    earlier.acked.extend(later.acked);
+    earlier.failed.extend(later.failed);
+    earlier.parked.extend(later.parked);
+    earlier.replays_done.extend(later.replays_done);
+    earlier.acked_through = later.acked_through.max(earlier.acked_through);
+    earlier
+}
