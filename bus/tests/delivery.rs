@@ -533,3 +533,107 @@ async fn sigterm_closes_sockets_with_1001_after_answering_what_was_sent() {
         other => panic!("expected a close with 1001, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_type_added_by_a_later_instance_is_owed_from_its_registration() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    let mut first = Raw::connect(&bus).await;
+    first.register("reporting", &["A"], "consume").await;
+    let mut publisher = Raw::connect(&bus).await;
+    publisher
+        .publish("B", "k", json!("*"), json!("before"))
+        .await;
+
+    let mut second = Raw::connect(&bus).await;
+    let registration = second.register("reporting", &["A", "B"], "consume").await;
+    let head = registration["head_position"].as_i64().unwrap();
+    let after = publisher
+        .publish("B", "k", json!("*"), json!("after"))
+        .await["events"][0]["position"]
+        .as_i64()
+        .unwrap();
+    assert!(after > head);
+    let delivered = second.event().await;
+    assert_eq!(
+        position(&delivered),
+        after,
+        "B is owed from the registration that added it"
+    );
+    assert_eq!(delivered["data"], "after");
+    assert!(
+        first.silent_for(Duration::from_millis(200)).await,
+        "the first instance does not take B"
+    );
+}
+
+#[tokio::test]
+async fn an_acknowledged_replay_stays_acknowledged_after_a_restart() {
+    let db = TestDb::new().await;
+    let mut bus = BusProcess::start(&db, &["--max-deliveries", "1", "--token", "t"]);
+    let mut consumer = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    consumer.register("accounts", &["A"], "consume").await;
+    let mut publisher = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    // Position 1 stays unacknowledged on its key, holding the watermark
+    // below the parked and replayed position 2.
+    publisher.publish("A", "k-1", json!("*"), json!(1)).await;
+    publisher.publish("A", "k-2", json!("*"), json!(2)).await;
+    let mut held = None;
+    for _ in 0..2 {
+        let event = consumer.event().await;
+        if event["consistency"]["key"] == "k-2" {
+            consumer
+                .send(json!({"message_type": "nack", "position": position(&event), "reason": "no"}))
+                .await;
+        } else {
+            held = Some(position(&event));
+        }
+    }
+    assert_eq!(held, Some(1));
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while http(&bus, "POST", "/parked/accounts/2/replay", Some("t"))
+        .await
+        .0
+        != 202
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "event 2 was never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let replayed = consumer.event().await;
+    assert_eq!(position(&replayed), 2);
+    consumer.ack(&[2]).await;
+    let pool = db.pool().await;
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let acked: i64 = sqlx::query_scalar("SELECT count(*) FROM bus.acks WHERE position = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if acked == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay's ack was not saved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(consumer);
+    bus.kill9();
+    bus.restart();
+    let mut again = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    again.register("accounts", &["A"], "consume").await;
+    assert_eq!(
+        position(&again.event().await),
+        1,
+        "only the unacknowledged event"
+    );
+    again.ack(&[1]).await;
+    assert!(
+        again.silent_for(Duration::from_millis(500)).await,
+        "the acknowledged replay is not delivered again"
+    );
+}

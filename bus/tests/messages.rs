@@ -312,9 +312,13 @@ async fn a_5000_event_query_is_streamed_in_batches_of_at_most_1000() {
     assert_eq!(complete["count"], 500);
 
     raw.send(json!({"message_type": "query", "request_id": "key", "event_types": ["*"], "after_position": 0, "key": "k-3", "limit": 7})).await;
-    let (keyed, _, _) = collect_query(&mut raw, "key").await;
+    let (keyed, _, complete) = collect_query(&mut raw, "key").await;
     assert_eq!(keyed.len(), 7);
     assert!(keyed.iter().all(|e| e["consistency"]["key"] == "k-3"));
+    assert_eq!(
+        complete["last_position"], keyed[6]["position"],
+        "a limit cuts the answer there: the next page starts after it"
+    );
 
     raw.send(json!({"message_type": "query", "request_id": "future", "event_types": ["*"], "since": "2999-01-01T00:00:00Z"})).await;
     let (none, batches, complete) = collect_query(&mut raw, "future").await;

@@ -170,7 +170,7 @@ impl Task {
                 Outcome::Closed => return,
                 Outcome::Disconnected => {
                     for (_, items) in self.queries.drain() {
-                        let _ = items.try_send(Err(ClientError::Disconnected));
+                        let _ = items.send(Err(ClientError::Disconnected)).await;
                     }
                 }
             }
@@ -370,12 +370,12 @@ impl Task {
                         .await;
                 }
             }
-            ServerFrame::Error(error) => self.refused(error),
+            ServerFrame::Error(error) => self.refused(error).await,
             ServerFrame::Registration(registration) => self.head = registration.head_position,
         }
     }
 
-    fn refused(&mut self, error: ErrorMessage) {
+    async fn refused(&mut self, error: ErrorMessage) {
         let refusal = || ClientError::Refused {
             code: error.code,
             message: error.message.clone(),
@@ -389,7 +389,7 @@ impl Task {
         } else if let Some((_, reply)) = self.consistency.remove(id) {
             let _ = reply.send(Err(refusal()));
         } else if let Some(items) = self.queries.remove(id) {
-            let _ = items.try_send(Err(refusal()));
+            let _ = items.send(Err(refusal())).await;
         }
     }
 

@@ -181,7 +181,13 @@ pub enum QueryItem {
     },
 }
 
-/// A query's answer as it streams in.
+/// A query's answer as it streams in. It ends with [`QueryItem::Complete`]
+/// or an error; `None` before either means the client was closed.
+///
+/// Take its batches promptly: while one waits to be taken, this client
+/// reads nothing else from the bus (that is the back-pressure that keeps a
+/// rebuild's memory flat), so awaiting another request of the same client
+/// before draining the stream would wait forever.
 pub struct QueryStream {
     items: mpsc::Receiver<Result<QueryItem, ClientError>>,
 }

@@ -159,6 +159,13 @@ fn check_key(key: &str, field: &str) -> Result<(), ProtocolError> {
             "{field} must be 1 to {MAX_KEY_CHARS} characters"
         )));
     }
+    // PostgreSQL's text cannot hold it; refused here rather than failing
+    // the whole group of messages it would be stored with.
+    if key.contains('\0') {
+        return Err(ProtocolError::invalid(format!(
+            "{field} must not contain the NUL character"
+        )));
+    }
     Ok(())
 }
 
@@ -262,7 +269,12 @@ impl NackWire {
                 "position must be a positive integer",
             ));
         }
-        let reason = self.reason.chars().take(MAX_REASON_CHARS).collect();
+        let reason = self
+            .reason
+            .chars()
+            .filter(|&c| c != '\0')
+            .take(MAX_REASON_CHARS)
+            .collect();
         Ok(Nack {
             position: self.position,
             reason,

@@ -279,6 +279,14 @@ mod tests {
             error.message
         );
 
+        let error = parse_err(
+            r#"{"message_type":"new","request_id":"r","events":[{"event_type":"A","consistency":{"key":"a\u0000b"},"data":1}]}"#,
+        );
+        assert_eq!(
+            error.message,
+            "events[0].consistency.key must not contain the NUL character"
+        );
+
         let error = parse_err(r#"{"message_type":"new","request_id":"r","events":[]}"#);
         assert_eq!(error.message, "events must hold at least one event");
 
@@ -346,6 +354,12 @@ mod tests {
         };
         assert_eq!(nack.position, 1236);
         assert_eq!(nack.reason, "database unavailable");
+        let ClientMessage::Nack(nack) =
+            parse_ok(r#"{"message_type":"nack","position":1,"reason":"a\u0000b"}"#)
+        else {
+            panic!("not a nack")
+        };
+        assert_eq!(nack.reason, "ab", "NUL cannot be stored, so it is dropped");
         assert_eq!(
             parse_err(r#"{"message_type":"ack","positions":[0]}"#).message,
             "positions[0] must be a positive integer"

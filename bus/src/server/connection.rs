@@ -1,7 +1,15 @@
 //! One client's WebSocket: reads its messages, answers them, and sends it
 //! events (consumed or observed), receipts in order, and query answers.
 
-use std::{pin::pin, sync::Arc};
+use std::{
+    pin::{Pin, pin},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::{SinkExt, StreamExt, stream::FuturesOrdered};
@@ -18,8 +26,12 @@ use crate::protocol::{
     ProtocolError, Receipt, ReceiptStatus, Registration, ServerMessage, parse_client_message,
 };
 
-/// Frames waiting for the socket; a full queue slows the sender down.
-const OUTBOX: usize = 1024;
+/// Query answers waiting for the socket: a full queue slows the query down.
+const QUERY_FRAMES: usize = 64;
+/// Replies and events waiting for a client that does not read them: past
+/// this the connection is closed (the bus never stops reading a socket to
+/// wait for its writes, so that neither side can block the other).
+const MAX_BACKLOG: usize = 100_000;
 
 enum Registered {
     No,
@@ -30,28 +42,78 @@ enum Registered {
     Observe {
         types: EventTypes,
         batches: broadcast::Receiver<Arc<CommittedBatch>>,
+        /// The head it was told at registration: it gets what comes after.
+        after: i64,
     },
+}
+
+/// The frames a connection sends, in order, never waiting: see [`MAX_BACKLOG`].
+#[derive(Clone)]
+struct Outbox {
+    frames: mpsc::UnboundedSender<Message>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    fn push(&self, frame: Message) -> Result<(), ()> {
+        if self.backlog.fetch_add(1, Ordering::Relaxed) >= MAX_BACKLOG {
+            return Err(());
+        }
+        self.frames.send(frame).map_err(|_| ())
+    }
+}
+
+/// A receipt on its way from the writer; `shutting_down` if the writer
+/// stopped without answering.
+struct PendingReceipt {
+    request_id: String,
+    receipt: oneshot::Receiver<Receipt>,
+}
+
+impl Future for PendingReceipt {
+    type Output = Receipt;
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Receipt> {
+        Pin::new(&mut self.receipt)
+            .poll(context)
+            .map(|receipt| receipt.unwrap_or_else(|_| shutting_down_receipt(&self.request_id)))
+    }
 }
 
 pub async fn serve(socket: WebSocket, bus: Arc<BusState>) {
     metrics::gauge!("bus_connections").increment(1);
     let (mut sink, mut stream) = socket.split();
-    let (frames, mut outbox) = mpsc::channel::<Message>(OUTBOX);
+    let (frames, mut outbox) = mpsc::unbounded_channel::<Message>();
+    let (query_frames, mut query_outbox) = mpsc::channel::<Message>(QUERY_FRAMES);
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let frames = Outbox {
+        frames,
+        backlog: backlog.clone(),
+    };
     // Writes whatever is queued, then flushes once: one system call for a
     // burst of receipts and events rather than one each.
     let sender = tokio::spawn(async move {
-        'writing: while let Some(frame) = outbox.recv().await {
+        'writing: loop {
+            let frame = tokio::select! {
+                biased;
+                Some(frame) = outbox.recv() => frame,
+                Some(frame) = query_outbox.recv() => frame,
+                else => break,
+            };
             let mut closing = matches!(frame, Message::Close(_));
             if sink.feed(frame).await.is_err() {
                 break;
             }
             while !closing {
-                let Ok(frame) = outbox.try_recv() else { break };
+                let Ok(frame) = outbox.try_recv().or_else(|_| query_outbox.try_recv()) else {
+                    break;
+                };
                 closing = matches!(frame, Message::Close(_));
                 if sink.feed(frame).await.is_err() {
                     break 'writing;
                 }
             }
+            backlog.store(outbox.len(), Ordering::Relaxed);
             if sink.flush().await.is_err() || closing {
                 break;
             }
@@ -67,38 +129,33 @@ pub async fn serve(socket: WebSocket, bus: Arc<BusState>) {
             biased;
             () = &mut shutdown => break Some((close_code::AWAY, "the bus is shutting down")),
             Some(receipt) = receipts.next(), if !receipts.is_empty() => {
-                let receipt: Result<Receipt, oneshot::error::RecvError> = receipt;
-                let receipt = receipt.unwrap_or_else(|_| shutting_down_receipt());
-                if send(&frames, ServerMessage::Receipt(&receipt).to_json()).await.is_err() {
-                    break None;
+                let receipt: Receipt = receipt;
+                if send(&frames, ServerMessage::Receipt(&receipt).to_json()).is_err() {
+                    break Some(NOT_READING);
                 }
             }
             Some(delivery) = next_delivery(&mut registered) => {
-                if forward(&frames, delivery).await.is_err() {
-                    break None;
+                if let Err(reason) = forward(&frames, delivery) {
+                    break Some(reason);
                 }
             }
             message = stream.next() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    match parse_client_message(text.as_str(), &bus.config.limits) {
-                        Ok(message) => {
-                            if let Err(error) = handle(message, &bus, &frames, &mut registered, &mut receipts).await
-                                && reply_error(&frames, error).await.is_err()
-                            {
-                                break None;
-                            }
-                        }
-                        Err(error) => {
-                            if reply_error(&frames, error).await.is_err() {
-                                break None;
-                            }
-                        }
+                    let outcome = match parse_client_message(text.as_str(), &bus.config.limits) {
+                        Ok(message) => match handle(message, &bus, &frames, &query_frames, &mut registered, &mut receipts).await {
+                            Ok(()) => Ok(()),
+                            Err(error) => reply_error(&frames, error),
+                        },
+                        Err(error) => reply_error(&frames, error),
+                    };
+                    if outcome.is_err() {
+                        break Some(NOT_READING);
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let error = ProtocolError::new(ErrorCode::BadJson, "frames must be UTF-8 text, not binary");
-                    if reply_error(&frames, error).await.is_err() {
-                        break None;
+                    if reply_error(&frames, error).is_err() {
+                        break Some(NOT_READING);
                     }
                 }
                 Some(Ok(Message::Close(_))) | None => break None,
@@ -113,45 +170,51 @@ pub async fn serve(socket: WebSocket, bus: Arc<BusState>) {
     if let Some((code, reason)) = close {
         // Commits in flight finish first: their receipts are still owed.
         while let Some(receipt) = receipts.next().await {
-            let receipt = receipt.unwrap_or_else(|_| shutting_down_receipt());
-            let _ = send(&frames, ServerMessage::Receipt(&receipt).to_json()).await;
+            let _ = send(&frames, ServerMessage::Receipt(&receipt).to_json());
         }
-        let _ = frames
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
+        let _ = frames.frames.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })));
     }
     drop(registered);
     drop(frames);
-    let _ = sender.await;
+    drop(query_frames);
+    // A client that stopped reading must not hold up the bus's shutdown.
+    let mut sender = sender;
+    if tokio::time::timeout(Duration::from_secs(5), &mut sender)
+        .await
+        .is_err()
+    {
+        sender.abort();
+    }
     metrics::gauge!("bus_connections").decrement(1);
 }
 
 async fn handle(
     message: ClientMessage,
     bus: &BusState,
-    frames: &mpsc::Sender<Message>,
+    frames: &Outbox,
+    query_frames: &mpsc::Sender<Message>,
     registered: &mut Registered,
-    receipts: &mut FuturesOrdered<oneshot::Receiver<Receipt>>,
+    receipts: &mut FuturesOrdered<PendingReceipt>,
 ) -> Result<(), ProtocolError> {
     match message {
         ClientMessage::New(new) => {
             let (reply, receipt) = oneshot::channel();
+            let request_id = new.request_id.clone();
             let request = AppendRequest {
                 request_id: new.request_id,
                 events: new.events,
                 reply,
             };
-            if let Err(request) = bus.writer.append(request).await {
-                return Err(ProtocolError::new(
-                    ErrorCode::ShuttingDown,
-                    "the bus is shutting down",
-                )
-                .with_request_id(Some(request.request_id)));
-            }
-            receipts.push_back(receipt);
+            // When the writer has stopped, the request comes back with its
+            // reply channel and the receipt says so, in its turn.
+            let _ = bus.writer.append(request).await;
+            receipts.push_back(PendingReceipt {
+                request_id,
+                receipt,
+            });
         }
         ClientMessage::Register(register) => {
             if !matches!(registered, Registered::No) {
@@ -169,6 +232,7 @@ async fn handle(
                         Registered::Observe {
                             types: register.event_types.clone(),
                             batches,
+                            after: head,
                         },
                         head,
                     )
@@ -203,7 +267,6 @@ async fn handle(
                 head_position: head,
             };
             send(frames, ServerMessage::Registration(&registration).to_json())
-                .await
                 .map_err(|_| ProtocolError::new(ErrorCode::Unavailable, "connection closed"))?;
             *registered = next;
         }
@@ -222,7 +285,7 @@ async fn handle(
                 bus.pool.clone(),
                 bus.writer.head(),
                 query,
-                frames.clone(),
+                query_frames.clone(),
             ));
         }
         ClientMessage::Consistency(request) => {
@@ -232,7 +295,6 @@ async fn handle(
                 values: request.keys.into_iter().zip(values).collect(),
             };
             send(frames, ServerMessage::Consistency(&answer).to_json())
-                .await
                 .map_err(|_| ProtocolError::new(ErrorCode::Unavailable, "connection closed"))?;
         }
     }
@@ -242,7 +304,8 @@ async fn handle(
 /// The next thing to send this connection, by its mode.
 enum Outgoing {
     Consumed(Delivery),
-    Observed(Arc<CommittedBatch>, EventTypes),
+    /// A batch, the observer's types, and the head it registered at.
+    Observed(Arc<CommittedBatch>, EventTypes, i64),
     /// The observer fell too far behind: events were dropped.
     Lagged,
 }
@@ -251,31 +314,43 @@ async fn next_delivery(registered: &mut Registered) -> Option<Outgoing> {
     match registered {
         Registered::No => std::future::pending().await,
         Registered::Consume { deliveries, .. } => deliveries.recv().await.map(Outgoing::Consumed),
-        Registered::Observe { types, batches } => match batches.recv().await {
-            Ok(batch) => Some(Outgoing::Observed(batch, types.clone())),
+        Registered::Observe {
+            types,
+            batches,
+            after,
+        } => match batches.recv().await {
+            Ok(batch) => Some(Outgoing::Observed(batch, types.clone(), *after)),
             Err(broadcast::error::RecvError::Lagged(_)) => Some(Outgoing::Lagged),
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         },
     }
 }
 
-async fn forward(frames: &mpsc::Sender<Message>, outgoing: Outgoing) -> Result<(), ()> {
+/// Why a connection is closed, as its close frame says.
+type CloseReason = (u16, &'static str);
+
+const NOT_READING: CloseReason = (
+    close_code::POLICY,
+    "the client does not read what it is sent",
+);
+
+fn forward(frames: &Outbox, outgoing: Outgoing) -> Result<(), CloseReason> {
     match outgoing {
         Outgoing::Consumed(delivery) => {
             let frame = EventFrame {
                 event: &delivery.event,
                 delivery: delivery.delivery,
             };
-            send(frames, ServerMessage::Event(frame).to_json()).await
+            send(frames, ServerMessage::Event(frame).to_json()).map_err(|()| NOT_READING)
         }
-        Outgoing::Observed(batch, types) => {
+        Outgoing::Observed(batch, types, after) => {
             for event in batch
                 .events
                 .iter()
-                .filter(|e| types.contains(&e.event_type))
+                .filter(|e| e.position > after && types.contains(&e.event_type))
             {
                 let frame = EventFrame { event, delivery: 1 };
-                send(frames, ServerMessage::Event(frame).to_json()).await?;
+                send(frames, ServerMessage::Event(frame).to_json()).map_err(|()| NOT_READING)?;
             }
             Ok(())
         }
@@ -287,29 +362,23 @@ async fn forward(frames: &mpsc::Sender<Message>, outgoing: Outgoing) -> Result<(
                     "this observer fell behind and missed events; reconnect and query what you need"
                         .into(),
             };
-            let _ = send(frames, ServerMessage::Error(&error).to_json()).await;
-            let _ = frames
-                .send(Message::Close(Some(CloseFrame {
-                    code: close_code::AGAIN,
-                    reason: "observer fell behind".into(),
-                })))
-                .await;
-            Err(())
+            let _ = send(frames, ServerMessage::Error(&error).to_json());
+            Err((close_code::AGAIN, "observer fell behind"))
         }
     }
 }
 
-async fn send(frames: &mpsc::Sender<Message>, json: String) -> Result<(), ()> {
-    frames.send(Message::text(json)).await.map_err(|_| ())
+fn send(frames: &Outbox, json: String) -> Result<(), ()> {
+    frames.push(Message::text(json))
 }
 
-async fn reply_error(frames: &mpsc::Sender<Message>, error: ProtocolError) -> Result<(), ()> {
+fn reply_error(frames: &Outbox, error: ProtocolError) -> Result<(), ()> {
     let message = ErrorMessage {
         request_id: error.request_id,
         code: error.code,
         message: error.message,
     };
-    send(frames, ServerMessage::Error(&message).to_json()).await
+    send(frames, ServerMessage::Error(&message).to_json())
 }
 
 fn not_registered(what: &str) -> ProtocolError {
@@ -319,9 +388,9 @@ fn not_registered(what: &str) -> ProtocolError {
     )
 }
 
-fn shutting_down_receipt() -> Receipt {
+fn shutting_down_receipt(request_id: &str) -> Receipt {
     Receipt {
-        request_id: String::new(),
+        request_id: request_id.to_owned(),
         status: ReceiptStatus::Rejected,
         events: Vec::new(),
         code: Some(ErrorCode::ShuttingDown),

@@ -51,6 +51,8 @@ async fn stream(
     };
     let mut remaining = query.limit.unwrap_or(i64::MAX);
     let mut count: u64 = 0;
+    // The last position sent, when a limit ends the answer before the head.
+    let mut cut_at = None;
     let read = |after: i64, remaining: i64| {
         let pool = pool.clone();
         let types = query.event_types.clone();
@@ -76,6 +78,9 @@ async fn stream(
         })??;
         remaining -= page.events.len() as i64;
         count += page.events.len() as u64;
+        if remaining == 0 && page.covered_through < head {
+            cut_at = page.events.last().map(|event| event.position);
+        }
         if remaining > 0 && page.covered_through < head {
             next = Some(tokio::spawn(read(page.covered_through, remaining)));
         }
@@ -97,7 +102,9 @@ async fn stream(
     let complete = RebuildComplete {
         request_id: query.request_id.clone(),
         count,
-        last_position: head,
+        // Everything matching up to this is in the answer: the head, or
+        // where the limit cut it, so that `after_position` pages on from it.
+        last_position: cut_at.unwrap_or(head),
     };
     let _ = frames
         .send(Message::text(

@@ -119,6 +119,26 @@ pub async fn load(
     }))
 }
 
+/// Makes `event_types` owed only after `position` (never earlier than
+/// stored).
+pub async fn raise_owed_after(
+    pool: &PgPool,
+    client_type: &str,
+    event_types: &[String],
+    position: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE bus.subscription_types SET owed_after = GREATEST(owed_after, $3)
+          WHERE client_type = $1 AND event_type = ANY($2)",
+    )
+    .bind(client_type)
+    .bind(event_types)
+    .bind(position)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// What a subscription did since its last save.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Progress {

@@ -37,6 +37,9 @@ pub struct KeyState {
     pub not_before: Option<Instant>,
     /// Already in the subscription's ready queue.
     pub in_ready: bool,
+    /// An instance joined while an event of this key was in flight: the key
+    /// may move once that event is acknowledged.
+    pub may_move: bool,
 }
 
 impl KeyState {

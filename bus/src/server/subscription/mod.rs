@@ -75,12 +75,17 @@ impl Subscriptions {
             }
         };
         let instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        let (joined, taken) = oneshot::channel();
         let _ = commands.send(Command::Join {
             instance,
             types,
             owed_after,
             deliveries,
+            joined,
         });
+        // Only then may the caller read the head it reports: everything
+        // after it is owed.
+        let _ = taken.await;
         Ok(Membership { instance, commands })
     }
 

@@ -394,23 +394,61 @@ impl Writer {
     /// Reloads head and values from the database, whose writes may have
     /// succeeded although we saw an error. False while it is unreachable.
     async fn reload(&mut self) -> bool {
-        match store::events::load_state(&self.pool).await {
-            Ok(state) => {
-                *self
-                    .key_values
-                    .write()
-                    .unwrap_or_else(|poison| poison.into_inner()) = state.key_values;
-                self.head.store(state.head, Ordering::Release);
-                self.last_timestamp = state.last_timestamp;
-                self.needs_reload = false;
-                true
-            }
+        let previous_head = self.head.load(Ordering::Acquire);
+        let state = match store::events::load_state(&self.pool).await {
+            Ok(state) => state,
             Err(error) => {
                 tracing::warn!(%error, "the database is still unavailable");
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                false
+                return false;
             }
+        };
+        // A commit whose answer was lost may have happened after all: its
+        // events must still reach delivery, or observers and idle
+        // subscriptions would never see them.
+        if state.head > previous_head && !self.deliver_stored(previous_head, state.head).await {
+            return false;
         }
+        *self
+            .key_values
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = state.key_values;
+        self.head.store(state.head, Ordering::Release);
+        self.last_timestamp = state.last_timestamp;
+        self.needs_reload = false;
+        true
+    }
+
+    /// Sends the events in `(after, through]`, read back from the log, to
+    /// delivery as committed batches.
+    async fn deliver_stored(&self, after: i64, through: i64) -> bool {
+        let mut from = after;
+        while from < through {
+            let page = store::events::Page {
+                after: from,
+                through,
+                types: &crate::protocol::EventTypes::All,
+                key: None,
+                limit: MAX_GROUP_EVENTS as i64,
+            };
+            let read = match store::events::read_page(&self.pool, &page).await {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read back events of an uncertain commit");
+                    return false;
+                }
+            };
+            if let (Some(first), Some(last)) = (read.events.first(), read.events.last()) {
+                let batch = CommittedBatch {
+                    first: first.position,
+                    last: last.position,
+                    events: read.events.into_iter().map(Arc::new).collect(),
+                };
+                let _ = self.committed.send(Arc::new(batch));
+            }
+            from = read.covered_through;
+        }
+        true
     }
 
     /// Now, at microsecond precision (what Postgres keeps), never before the

@@ -136,6 +136,7 @@ pub(super) fn unavailable(request: &AppendRequest) -> Receipt {
     rejected(
         &request.request_id,
         ErrorCode::Unavailable,
-        "the bus could not reach its database; nothing was stored, send the message again",
+        "the bus could not confirm that the message was stored (its database failed); send it \
+         again with the same event ids: if it was stored, the answer is duplicate",
     )
 }

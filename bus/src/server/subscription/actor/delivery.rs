@@ -89,9 +89,11 @@ impl Actor {
         let replay = self.finish(position);
         if replay {
             self.progress.replays_done.push(position);
-        } else {
-            self.progress.acked.push(position);
         }
+        // A replay is recorded as acknowledged too: it may lie above the
+        // watermark, where only `bus.acks` keeps a restart from delivering
+        // it again.
+        self.progress.acked.push(position);
     }
 
     /// Removes the in-flight head of `position`'s key; returns whether it
@@ -110,9 +112,10 @@ impl Actor {
         }
         let held = state.queue.pop_front();
         self.held -= 1;
-        // With nothing unacknowledged the key may move: routing by hash
-        // keeps it where it is unless an instance joined or left meanwhile.
-        state.instance = None;
+        if state.may_move {
+            state.instance = None;
+            state.may_move = false;
+        }
         let replay = held.as_ref().is_some_and(|held| held.replay);
         if !replay {
             self.outstanding.remove(&position);

@@ -2,7 +2,7 @@
 //! keeps up, from pages of the log while it does not, and staff replays;
 //! each owed event is held in its key's queue.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use super::{Actor, PAGE_SIZE, PageRead};
 use crate::server::subscription::keys::Held;
@@ -20,6 +20,47 @@ impl Actor {
         tokio::spawn(async move {
             let _ = sender.send(store::events::read_positions(&pool, &positions).await);
         });
+    }
+
+    /// Takes the types a registration stored. A type new to this
+    /// subscription was stored as owed after the head the registration saw,
+    /// but events of it that this subscription has already passed over (or
+    /// is reading past, with the old types) would never be delivered: it is
+    /// owed from where the subscription has got to instead, here and in the
+    /// store.
+    pub(super) fn take_types(&mut self, stored: HashMap<String, i64>) {
+        let reached = if self.reading {
+            self.cursor.max(self.reading_through)
+        } else {
+            self.cursor
+        };
+        let mut raised = Vec::new();
+        for (event_type, owed_after) in stored {
+            if self.owed_after.contains_key(&event_type) {
+                continue;
+            }
+            let owed_after = if owed_after < reached {
+                raised.push(event_type.clone());
+                reached
+            } else {
+                owed_after
+            };
+            self.owed_after.insert(event_type, owed_after);
+        }
+        if !raised.is_empty() {
+            let pool = self.pool.clone();
+            let client_type = self.client_type.clone();
+            tokio::spawn(async move {
+                if let Err(error) =
+                    store::subscriptions::raise_owed_after(&pool, &client_type, &raised, reached)
+                        .await
+                {
+                    // Not fatal: after a restart those events are owed, so
+                    // delivered, rather than lost.
+                    tracing::warn!(%client_type, %error, "could not save where new types are owed from");
+                }
+            });
+        }
     }
 
     pub(super) fn types(&self) -> EventTypes {
@@ -80,6 +121,7 @@ impl Actor {
         let after = self.cursor;
         let types = self.types();
         let head_at_start = self.writer.head();
+        self.reading_through = head_at_start;
         tokio::spawn(async move {
             // Never past the writer's head: what lies beyond is not all
             // committed yet, and comes with the writer's batches anyway.

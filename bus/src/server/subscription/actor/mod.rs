@@ -50,6 +50,8 @@ pub enum Command {
         /// The subscription's types as stored after this registration.
         owed_after: HashMap<String, i64>,
         deliveries: mpsc::UnboundedSender<Delivery>,
+        /// Answered once the subscription takes the registration's types.
+        joined: oneshot::Sender<()>,
     },
     Leave {
         instance: InstanceId,
@@ -107,6 +109,8 @@ pub struct Actor {
     /// The newest batch end seen while not live.
     newest_seen: i64,
     reading: bool,
+    /// Where the page read in flight ends (its types fixed when it started).
+    reading_through: i64,
     pages: (
         mpsc::UnboundedSender<PageRead>,
         mpsc::UnboundedReceiver<PageRead>,
@@ -152,6 +156,7 @@ impl Actor {
             live: false,
             newest_seen: 0,
             reading: false,
+            reading_through: 0,
             pages: mpsc::unbounded_channel(),
             replays: mpsc::unbounded_channel(),
             keys: HashMap::new(),
@@ -226,8 +231,10 @@ impl Actor {
                 types,
                 owed_after,
                 deliveries,
+                joined,
             } => {
-                self.owed_after = owed_after;
+                self.take_types(owed_after);
+                let _ = joined.send(());
                 self.instances.insert(
                     instance,
                     Instance {
@@ -236,10 +243,13 @@ impl Actor {
                         in_flight: 0,
                     },
                 );
-                // Keys with nothing in flight may move to the newcomer.
+                // Keys may move to the newcomer: now if nothing of theirs is
+                // in flight, else once that is acknowledged.
                 for state in self.keys.values_mut() {
                     if state.in_flight.is_none() {
                         state.instance = None;
+                    } else {
+                        state.may_move = true;
                     }
                 }
             }
