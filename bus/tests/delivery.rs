@@ -4,7 +4,7 @@ mod common;
 
 use std::{collections::HashMap, time::Duration};
 
-use common::{BusProcess, Raw, TestDb, http};
+use common::{BusProcess, Raw, TestDb, eventually, http};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
@@ -273,20 +273,16 @@ async fn nacks_back_off_then_park_and_staff_can_replay() {
     consumer.ack(&[behind]).await;
 
     // Parking is saved with the next progress save, well within a second.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let parked = loop {
+    let parked = eventually("the parked event is saved", || async {
         let (status, parked) = http(&bus, "GET", "/parked?client_type=accounts", Some("t")).await;
         assert_eq!(status, 200);
         let parked: Value = serde_json::from_str(&parked).unwrap();
-        if parked.as_array().is_some_and(|list| !list.is_empty()) {
-            break parked;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the parked event was not saved"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        parked
+            .as_array()
+            .is_some_and(|list| !list.is_empty())
+            .then_some(parked)
+    })
+    .await;
     assert_eq!(parked[0]["position"], poison);
     assert_eq!(parked[0]["deliveries"], 3);
     assert_eq!(parked[0]["reason"], "cannot apply");
@@ -373,8 +369,7 @@ async fn acknowledged_events_are_not_delivered_again_after_a_restart() {
     assert_eq!(acked, [1, 3, 4, 6]);
     // An ack is durable within one second: wait until the store has it.
     let pool = db.pool().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually("the acks are saved", || async {
         let stored: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM bus.acks WHERE client_type = 'accounts')
                   + (SELECT count(*) FROM bus.events e, bus.subscriptions s
@@ -384,15 +379,9 @@ async fn acknowledged_events_are_not_delivered_again_after_a_restart() {
         .fetch_one(&pool)
         .await
         .unwrap();
-        if stored >= 4 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "acks were not saved within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (stored >= 4).then_some(())
+    })
+    .await;
     drop(consumer);
     bus.kill9();
     bus.restart();
@@ -590,37 +579,23 @@ async fn an_acknowledged_replay_stays_acknowledged_after_a_restart() {
         }
     }
     assert_eq!(held, Some(1));
-    let deadline = std::time::Instant::now() + common::PATIENCE;
-    while http(&bus, "POST", "/parked/accounts/2/replay", Some("t"))
-        .await
-        .0
-        != 202
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "event 2 was never parked"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("event 2 is parked, then replayed", || async {
+        let (status, _) = http(&bus, "POST", "/parked/accounts/2/replay", Some("t")).await;
+        (status == 202).then_some(())
+    })
+    .await;
     let replayed = consumer.event().await;
     assert_eq!(position(&replayed), 2);
     consumer.ack(&[2]).await;
     let pool = db.pool().await;
-    let deadline = std::time::Instant::now() + common::PATIENCE;
-    loop {
+    eventually("the replay's ack is saved", || async {
         let acked: i64 = sqlx::query_scalar("SELECT count(*) FROM bus.acks WHERE position = 2")
             .fetch_one(&pool)
             .await
             .unwrap();
-        if acked == 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the replay's ack was not saved"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (acked == 1).then_some(())
+    })
+    .await;
     drop(consumer);
     bus.kill9();
     bus.restart();

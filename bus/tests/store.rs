@@ -3,7 +3,7 @@
 mod common;
 
 use bus::store;
-use common::{BusProcess, Raw, TestDb, http};
+use common::{BusProcess, Raw, TestDb, eventually, http};
 use serde_json::json;
 
 #[tokio::test]
@@ -73,21 +73,13 @@ async fn staff_look_ups_by_correlation_type_time_and_lag() {
     consumer
         .ack(&[delivered["position"].as_i64().unwrap()])
         .await;
-    let deadline = std::time::Instant::now() + common::PATIENCE;
-    loop {
+    let lag = eventually("the ack is saved", || async {
         let lag = store::subscriptions::lag(&pool).await.unwrap();
-        assert_eq!(lag.len(), 1);
-        assert_eq!(lag[0].client_type, "accounts");
-        if lag[0].unacknowledged == 1 {
-            assert_eq!(lag[0].parked, 0);
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ack was not saved: {lag:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        (lag.len() == 1 && lag[0].unacknowledged == 1).then_some(lag)
+    })
+    .await;
+    assert_eq!(lag[0].client_type, "accounts");
+    assert_eq!(lag[0].parked, 0);
     let (status, body) = http(&bus, "GET", "/subscriptions", None).await;
     assert_eq!(status, 200);
     assert!(body.contains("\"unacknowledged\":1"), "{body}");

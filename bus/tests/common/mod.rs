@@ -23,6 +23,27 @@ use tokio_tungstenite::{
 /// How long a test waits for something that should happen promptly.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// Polls `probe` until it yields a value, failing the test after
+/// [`PATIENCE`]: for effects that happen soon but not at once (a progress
+/// save, a parked event).
+pub async fn eventually<T, Probe, Answer>(what: &str, mut probe: Probe) -> T
+where
+    Probe: FnMut() -> Answer,
+    Answer: Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A database of this test's own on the server at `DATABASE_URL`, dropped
 /// at the end.
 pub struct TestDb {
