@@ -19,7 +19,8 @@ fn key(event: &Value) -> String {
         .to_owned()
 }
 
-/// Publishes `n` events of `event_type` spread over `keys` keys.
+/// Publishes `n` events of `event_type` spread over `keys` keys of its own
+/// (`{event_type}-0`, …).
 async fn publish_many(bus: &BusProcess, event_type: &str, n: usize, keys: usize) -> Vec<i64> {
     let mut publisher = Raw::connect(bus).await;
     let mut positions = Vec::new();
@@ -27,7 +28,7 @@ async fn publish_many(bus: &BusProcess, event_type: &str, n: usize, keys: usize)
         let receipt = publisher
             .publish(
                 event_type,
-                &format!("k-{}", i % keys),
+                &format!("{event_type}-{}", i % keys),
                 json!("*"),
                 json!({"n": i}),
             )
@@ -354,7 +355,7 @@ async fn acknowledged_events_are_not_delivered_again_after_a_restart() {
     let mut bus = BusProcess::start(&db, &[]);
     let mut consumer = Raw::connect(&bus).await;
     consumer.register("accounts", &["A"], "consume").await;
-    // Keys k-0, k-1, k-2 get positions 1 4, 2 5, 3 6. Everything is acked
+    // Keys get positions 1 4, 2 5, 3 6. Everything is acked
     // but position 2, which holds 5 back behind it.
     let published = publish_many(&bus, "A", 6, 3).await;
     let mut acked = Vec::new();
@@ -611,4 +612,28 @@ async fn an_acknowledged_replay_stays_acknowledged_after_a_restart() {
         again.silent_for(Duration::from_millis(500)).await,
         "the acknowledged replay is not delivered again"
     );
+}
+
+#[tokio::test]
+async fn events_no_instance_takes_do_not_hold_up_the_types_that_have_takers() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &["--max-held", "10"]);
+    let mut leaving = Raw::connect(&bus).await;
+    leaving.register("reporting", &["X", "Z"], "consume").await;
+    let mut staying = Raw::connect(&bus).await;
+    staying.register("reporting", &["X"], "consume").await;
+    drop(leaving);
+
+    // Z's only taker left: its events wait, held, for a new one.
+    publish_many(&bus, "Z", 30, 30).await;
+    let xs = publish_many(&bus, "X", 5, 5).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let event = staying.event().await;
+        assert_eq!(event["event_type"], "X");
+        got.push(position(&event));
+        staying.ack(&[position(&event)]).await;
+    }
+    got.sort();
+    assert_eq!(got, xs);
 }

@@ -47,6 +47,10 @@ struct Cli {
     /// Milliseconds before the first redelivery after a failure (doubling).
     #[arg(long, env = "BUS_RETRY_BACKOFF_MS", default_value_t = 200)]
     retry_backoff_ms: u64,
+    /// Events one subscription holds in memory before it reads the log in
+    /// pages instead of taking them live.
+    #[arg(long, env = "BUS_MAX_HELD", default_value_t = DeliveryConfig::default().max_held)]
+    max_held: usize,
 }
 
 #[tokio::main]
@@ -75,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             ack_timeout: Duration::from_millis(cli.ack_timeout_ms),
             max_deliveries: cli.max_deliveries,
             retry_backoff: Duration::from_millis(cli.retry_backoff_ms),
+            max_held: cli.max_held,
             ..DeliveryConfig::default()
         },
     };

@@ -192,6 +192,7 @@ impl Actor {
     }
 
     pub(super) fn on_tick(&mut self) {
+        self.count_stranded();
         let now = Instant::now();
         let expired: Vec<i64> = self
             .in_flight

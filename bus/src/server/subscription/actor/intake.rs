@@ -99,10 +99,33 @@ impl Actor {
             }
         }
         self.cursor = batch.last;
-        if self.held >= self.config.max_held {
+        if self.is_full(self.config.max_held) {
             self.live = false;
             self.newest_seen = self.cursor;
         }
+    }
+
+    /// Holding `limit` events or more that an instance could take, or four
+    /// times as many in all. Events of a type no connected instance takes
+    /// (its only taker left) count only against the larger bound, so that
+    /// they do not stop the types that do have takers.
+    fn is_full(&self, limit: usize) -> bool {
+        self.held.saturating_sub(self.stranded) >= limit || self.held >= 4 * self.config.max_held
+    }
+
+    /// Counts the held events whose type no connected instance takes.
+    pub(super) fn count_stranded(&mut self) {
+        self.stranded = self
+            .keys
+            .values()
+            .flat_map(|state| state.queue.iter())
+            .filter(|held| {
+                !self
+                    .instances
+                    .values()
+                    .any(|instance| instance.types.contains(&held.event.event_type))
+            })
+            .count();
     }
 
     /// Reads the next page of the log when behind, has room, and has an
@@ -111,7 +134,7 @@ impl Actor {
         if self.live
             || self.reading
             || self.instances.is_empty()
-            || self.held >= self.config.max_held / 2
+            || self.is_full(self.config.max_held / 2)
         {
             return;
         }

@@ -119,6 +119,8 @@ pub struct Actor {
 
     keys: HashMap<String, KeyState>,
     held: usize,
+    /// Of those, the ones no connected instance takes (counted each tick).
+    stranded: usize,
     /// Held positions not yet acknowledged or parked: the watermark is just
     /// below the first.
     outstanding: BTreeSet<i64>,
@@ -161,6 +163,7 @@ impl Actor {
             replays: mpsc::unbounded_channel(),
             keys: HashMap::new(),
             held: 0,
+            stranded: 0,
             outstanding: BTreeSet::new(),
             // Replays come by their own path, not again through the cursor.
             skip: stored
