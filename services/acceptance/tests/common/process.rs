@@ -1,0 +1,155 @@
+//! The real binaries as child processes.
+//!
+//! They are taken from the target directory these tests were built into:
+//! `./dev test` builds them first (`cargo build -p bus -p users -p accounts
+//! -p transactions`).
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
+use super::SERVICE_TOKEN;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Users,
+    Accounts,
+    Transactions,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Accounts => "accounts",
+            Self::Transactions => "transactions",
+        }
+    }
+}
+
+/// A running binary, on a port of its own.
+pub struct Process {
+    child: Child,
+    program: PathBuf,
+    env: Vec<(String, String)>,
+    /// `host:port` it listens on.
+    pub address: String,
+}
+
+fn binary(name: &str) -> PathBuf {
+    // target/debug/deps/acceptance-… → target/debug/NAME
+    let tests = std::env::current_exe().expect("the test's own path");
+    let directory = tests
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/debug");
+    let path = directory.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build -p bus -p users -p accounts -p transactions`",
+        path.display()
+    );
+    path
+}
+
+impl Process {
+    pub fn bus(database_url: &str) -> Self {
+        Self::spawn(
+            binary("bus"),
+            vec![
+                ("DATABASE_URL".into(), database_url.into()),
+                ("BUS_LISTEN".into(), "127.0.0.1:0".into()),
+                ("BUS_RETRY_BACKOFF_MS".into(), "50".into()),
+            ],
+        )
+    }
+
+    pub fn service(service: Service, database_url: &str, bus: &Process) -> Self {
+        Self::spawn(
+            binary(service.name()),
+            vec![
+                ("DATABASE_URL".into(), database_url.into()),
+                ("BUS_URL".into(), bus.bus_url()),
+                ("LISTEN".into(), "127.0.0.1:0".into()),
+                ("SERVICE_TOKEN".into(), SERVICE_TOKEN.into()),
+            ],
+        )
+    }
+
+    fn spawn(program: PathBuf, env: Vec<(String, String)>) -> Self {
+        let mut child = Command::new(&program)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env_remove("BUS_TOKEN")
+            .env(
+                "RUST_LOG",
+                std::env::var("SERVICE_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the first line");
+        let address = line
+            .trim()
+            .split_once(" listening on ")
+            .map(|(_, address)| address.to_owned())
+            .unwrap_or_else(|| panic!("{} did not start: {line:?}", program.display()));
+        Self {
+            child,
+            program,
+            env,
+            address,
+        }
+    }
+
+    pub fn bus_url(&self) -> String {
+        format!("ws://{}/bus", self.address)
+    }
+
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// SIGKILL: no shutdown of any kind.
+    pub fn kill9(&mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal(Signal::SIGTERM);
+        self.child.wait().expect("wait for the process")
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the process");
+    }
+
+    /// The same program and settings again (a new port for a service).
+    pub fn restart(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.terminate();
+        }
+        *self = Self::spawn(self.program.clone(), self.env.clone());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The accounts service's queries.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use events::{AccountCreated, Amount, ConfirmedCredit, ConfirmedDebit};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{FromRow, PgConnection, PgPool};
+use superclient::{EventRecord, HandlerError, consistency_value};
+use uuid::Uuid;
+
+use crate::transfer::AccountState;
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct AccountRow {
+    pub account_id: i64,
+    pub username: String,
+    #[serde(serialize_with = "money")]
+    pub balance: Decimal,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct EntryRow {
+    pub version: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub description: String,
+    pub kind: String,
+    #[serde(serialize_with = "money")]
+    pub amount: Decimal,
+    #[serde(rename = "balance", serialize_with = "money")]
+    pub balance_after: Decimal,
+    pub transaction_id: Option<i64>,
+}
+
+fn money<S: serde::Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&events::format_money(*value))
+}
+
+/// A credit or a debit, as the statement books it.
+pub struct Movement<'a> {
+    pub account_id: i64,
+    pub kind: &'static str,
+    pub amount: Amount,
+    pub note: &'a str,
+    pub transaction_id: Option<i64>,
+}
+
+impl<'a> Movement<'a> {
+    pub fn credit(credit: &'a ConfirmedCredit) -> Self {
+        Self {
+            account_id: credit.account_id,
+            kind: "credit",
+            amount: credit.amount,
+            note: &credit.note,
+            transaction_id: credit.transaction_id,
+        }
+    }
+
+    pub fn debit(debit: &'a ConfirmedDebit) -> Self {
+        Self {
+            account_id: debit.account_id,
+            kind: "debit",
+            amount: debit.amount,
+            note: &debit.note,
+            transaction_id: debit.transaction_id,
+        }
+    }
+}
+
+pub async fn create_account(
+    db: &mut PgConnection,
+    created: &AccountCreated,
+    event: &EventRecord,
+) -> Result<(), HandlerError> {
+    sqlx::query(
+        "INSERT INTO accounts (account_id, username, request_id, balance, version, created_at)
+         VALUES ($1, $2, $3, 0, $4, $5)",
+    )
+    .bind(created.account_id)
+    .bind(&created.username)
+    .bind(created.request_id)
+    .bind(consistency_value(event))
+    .bind(event.timestamp)
+    .execute(&mut *db)
+    .await?;
+    // Ids handed out elsewhere (another instance, or before a rebuild) are
+    // not offered again.
+    sqlx::query("SELECT setval('account_ids', GREATEST($1, (SELECT last_value FROM account_ids)))")
+        .bind(created.account_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Books a credit or a debit: the balance, the version, the statement line.
+pub async fn book(
+    db: &mut PgConnection,
+    movement: &Movement<'_>,
+    event: &EventRecord,
+) -> Result<(), HandlerError> {
+    let signed = match movement.kind {
+        "debit" => -movement.amount.value(),
+        _ => movement.amount.value(),
+    };
+    let balance: Option<Decimal> = sqlx::query_scalar(
+        "UPDATE accounts SET balance = balance + $2, version = $3 WHERE account_id = $1 RETURNING balance",
+    )
+    .bind(movement.account_id)
+    .bind(signed)
+    .bind(consistency_value(event))
+    .fetch_optional(&mut *db)
+    .await?;
+    let balance = balance.ok_or_else(|| {
+        HandlerError::Other(format!(
+            "{} for account {}, which does not exist",
+            event.event_type, movement.account_id
+        ))
+    })?;
+    sqlx::query(
+        "INSERT INTO statement_entries (account_id, version, position, recorded_at, kind, amount,
+             description, transaction_id, balance_after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(movement.account_id)
+    .bind(consistency_value(event))
+    .bind(event.position)
+    .bind(event.timestamp)
+    .bind(movement.kind)
+    .bind(movement.amount.value())
+    .bind(movement.note)
+    .bind(movement.transaction_id)
+    .bind(balance)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn next_account_id(db: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT nextval('account_ids')")
+        .fetch_one(db)
+        .await
+}
+
+pub async fn account_of_request(
+    db: &mut PgConnection,
+    request_id: Uuid,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT account_id FROM accounts WHERE request_id = $1")
+        .bind(request_id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn state(
+    db: &mut PgConnection,
+    account_id: i64,
+) -> Result<Option<AccountState>, sqlx::Error> {
+    let row: Option<(Decimal, i64)> =
+        sqlx::query_as("SELECT balance, version FROM accounts WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(balance, version)| AccountState { balance, version }))
+}
+
+pub async fn account(db: &PgPool, account_id: i64) -> Result<Option<AccountRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, username, balance, version, created_at FROM accounts WHERE account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn accounts_of(db: &PgPool, username: &str) -> Result<Vec<AccountRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, username, balance, version, created_at FROM accounts
+         WHERE username = $1 ORDER BY account_id",
+    )
+    .bind(username)
+    .fetch_all(db)
+    .await
+}
+
+/// Which statement lines to show.
+pub struct StatementQuery {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub before_version: Option<i64>,
+    pub limit: i64,
+}
+
+/// Newest first.
+pub async fn statement(
+    db: &PgPool,
+    account_id: i64,
+    query: &StatementQuery,
+) -> Result<Vec<EntryRow>, sqlx::Error> {
+    let start = query
+        .from
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    let end = query
+        .to
+        .and_then(|d| d.succ_opt())
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    sqlx::query_as(
+        "SELECT version, recorded_at, description, kind, amount, balance_after, transaction_id
+         FROM statement_entries
+         WHERE account_id = $1
+           AND ($2::timestamptz IS NULL OR recorded_at >= $2)
+           AND ($3::timestamptz IS NULL OR recorded_at < $3)
+           AND ($4::bigint IS NULL OR version < $4)
+         ORDER BY version DESC
+         LIMIT $5",
+    )
+    .bind(account_id)
+    .bind(start)
+    .bind(end)
+    .bind(query.before_version)
+    .bind(query.limit)
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,34 @@
+//! The HTTP side every service shares: the service token on every API
+//! route, the acting user, correlation ids in spans and responses, errors
+//! as JSON, `/health` and `/metrics`.
+
+mod auth;
+mod correlation;
+mod error;
+mod health;
+
+use axum::{Router, middleware, routing::get};
+
+pub use auth::ActingUser;
+pub use correlation::CorrelationId;
+pub use error::ApiError;
+
+use crate::{runtime::Ctx, service::Service};
+
+/// The service's routes behind the token, beside the open `/health` and `/metrics`.
+pub(crate) fn router<S: Service>(ctx: Ctx<S>) -> Router {
+    let api = ctx
+        .service()
+        .routes()
+        .route_layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::require_service_token::<S>,
+        ));
+    Router::new()
+        .route("/health", get(health::health::<S>))
+        .route("/metrics", get(health::metrics::<S>))
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::from_fn(correlation::trace_request))
+        .with_state(ctx)
+}
