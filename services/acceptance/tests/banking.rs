@@ -1,8 +1,6 @@
 //! The seed's acceptance scenarios, against the real bus and services.
 
-mod common;
-
-use common::{Bank, money};
+use acceptance::{Bank, money};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -16,6 +14,7 @@ async fn a_transfer_is_accepted_and_moves_the_money_with_one_correlation_id() {
     let alice = bank.sign_up("alice").await;
     let bob = bank.sign_up("bob").await;
     bank.deposit("alice", alice, "50.00").await;
+    // Read your writes: the deposit is in the balance when it is answered.
     assert_eq!(bank.balance("alice", alice).await, pounds("50.00"));
     assert_eq!(bank.balance("bob", bob).await, pounds("0.00"));
 
@@ -38,8 +37,10 @@ async fn a_transfer_is_accepted_and_moves_the_money_with_one_correlation_id() {
 
     let transfer = bank.decided("alice", id).await;
     assert_eq!(transfer["status"], "accepted", "{transfer}");
-    assert_eq!(bank.balance("alice", alice).await, pounds("20.00"));
-    assert_eq!(bank.balance("bob", bob).await, pounds("30.00"));
+    // The accounts service commits its decision's debit and credit as the
+    // transactions service learns of it: a moment apart.
+    bank.balance_becomes("alice", alice, pounds("20.00")).await;
+    bank.balance_becomes("bob", bob, pounds("30.00")).await;
 
     let log = bank.log(&["*"]).await;
     let of_transfer: Vec<_> = log

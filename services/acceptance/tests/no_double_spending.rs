@@ -1,9 +1,7 @@
 //! Two accounts instances, one account holding £100, and 200 concurrent £1
 //! withdrawals and transfers out of it: exactly 100 succeed.
 
-mod common;
-
-use common::{Bank, balances_from_log, eventually};
+use acceptance::{Bank, balances_from_log, eventually};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -74,6 +72,7 @@ async fn two_hundred_racing_pounds_out_of_a_hundred_succeed_exactly_a_hundred_ti
     // The log agrees, never dips below zero, and no money appeared or vanished.
     let log = bank.log(&["ConfirmedCredit", "ConfirmedDebit"]).await;
     let from_log = balances_from_log(&log);
+    bank.balance_becomes("alice", alice, Decimal::ZERO).await;
     let alice_balance = bank.balance("alice", alice).await;
     let bob_balance = eventually("bob's credits applied", || async {
         let balance = bank.balance("bob", bob).await;

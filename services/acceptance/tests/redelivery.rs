@@ -1,11 +1,9 @@
 //! kill -9 one of two accounts instances in the middle of a burst of
 //! transfers: every transfer is still decided, and nothing is applied twice.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{Bank, balances_from_log};
+use acceptance::{Bank, balances_from_log};
 use serde_json::{Value, json};
 
 const USERS: usize = 6;
@@ -40,7 +38,7 @@ async fn a_killed_accounts_instance_loses_nothing_and_doubles_nothing() {
         }));
     }
     // Mid-burst: decisions are flowing, most transfers still wait.
-    common::eventually("the first decisions", || async {
+    acceptance::eventually("the first decisions", || async {
         let decided = bank
             .log(&["AcceptedTransaction", "RejectedTransaction"])
             .await
@@ -91,7 +89,7 @@ async fn a_killed_accounts_instance_loses_nothing_and_doubles_nothing() {
     let from_log = balances_from_log(&log_with_deposits(&bank).await);
     for (name, account) in &accounts {
         let expected = from_log.get(account).copied().unwrap_or_default();
-        let balance = common::eventually(&format!("account {account} caught up"), || async {
+        let balance = acceptance::eventually(&format!("account {account} caught up"), || async {
             let balance = bank.balance(name, *account).await;
             (balance == expected).then_some(balance)
         })

@@ -1,8 +1,4 @@
 //! The real binaries as child processes.
-//!
-//! They are taken from the target directory these tests were built into:
-//! `./dev test` builds them first (`cargo build -p bus -p users -p accounts
-//! -p transactions`).
 
 use std::{
     io::{BufRead, BufReader},
@@ -15,7 +11,7 @@ use nix::{
     unistd::Pid,
 };
 
-use super::SERVICE_TOKEN;
+use crate::SERVICE_TOKEN;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {

@@ -1,11 +1,6 @@
-//! What the services' black-box tests share: a database of their own, the
-//! real `bus`, `users`, `accounts` and `transactions` binaries as processes,
-//! HTTP calls as the web server makes them, and the bus's log as evidence.
-#![allow(dead_code)] // each test file uses its own part of this module
+//! The bus and the services, started together, and how tests talk to them.
 
-mod process;
-
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use bus::{
     client::{BusClient, ClientConfig, QueryFrom, QueryItem, QuerySpec},
@@ -14,92 +9,7 @@ use bus::{
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-pub use process::{Process, Service};
-
-/// How long a test waits for something that should happen promptly.
-pub const PATIENCE: Duration = Duration::from_secs(30);
-
-pub const SERVICE_TOKEN: &str = "test-service-token";
-
-/// Polls `probe` until it yields a value, failing the test after [`PATIENCE`].
-pub async fn eventually<T, Probe, Answer>(what: &str, mut probe: Probe) -> T
-where
-    Probe: FnMut() -> Answer,
-    Answer: Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// A database of this test's own on the server at `DATABASE_URL`, dropped at the end.
-pub struct TestDb {
-    pub url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl TestDb {
-    pub async fn new() -> Self {
-        let base = std::env::var("DATABASE_URL")
-            .expect("DATABASE_URL must point at a PostgreSQL server (./dev test provides one)");
-        let name = format!("services_test_{}", uuid::Uuid::now_v7().simple());
-        let (prefix, _) = base
-            .rsplit_once('/')
-            .expect("DATABASE_URL has a database name");
-        let admin_url = format!("{prefix}/postgres");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin(&admin_url).await)
-            .await
-            .expect("create the test database");
-        Self {
-            url: format!("{prefix}/{name}"),
-            admin_url,
-            name,
-        }
-    }
-
-    pub async fn pool(&self) -> sqlx::PgPool {
-        sqlx::PgPool::connect(&self.url)
-            .await
-            .expect("connect to the test database")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime; a thread of its own may block.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin(&admin_url).await)
-                    .await
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
-        })
-        .join();
-    }
-}
-
-async fn admin(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to PostgreSQL")
-}
+use crate::{Process, SERVICE_TOKEN, Service, TestDb, eventually};
 
 /// The bus and one instance of each service, on one test database.
 pub struct Bank {
@@ -174,6 +84,15 @@ impl Bank {
             .await;
         assert_eq!(status, 200, "{body}");
         money(&body["balance"])
+    }
+
+    /// Waits until the account's balance is `expected`.
+    pub async fn balance_becomes(&self, username: &str, account_id: i64, expected: Decimal) {
+        eventually(
+            &format!("account {account_id} holds {expected}"),
+            || async { (self.balance(username, account_id).await == expected).then_some(()) },
+        )
+        .await;
     }
 
     /// Asks for a transfer; returns its id.
