@@ -40,16 +40,16 @@ pub struct Process {
 }
 
 fn binary(name: &str) -> PathBuf {
-    // target/debug/deps/acceptance-… → target/debug/NAME
-    let tests = std::env::current_exe().expect("the test's own path");
-    let directory = tests
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/debug");
+    // A test runs from target/PROFILE/deps/, the benchmark from target/PROFILE/.
+    let own = std::env::current_exe().expect("the program's own path");
+    let mut directory = own.parent().expect("a directory");
+    if directory.ends_with("deps") {
+        directory = directory.parent().expect("target/PROFILE");
+    }
     let path = directory.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it first with `cargo build -p bus -p users -p accounts -p transactions`",
+        "{} is missing: build it first: `cargo build [--release] -p bus -p users -p accounts -p transactions`",
         path.display()
     );
     path

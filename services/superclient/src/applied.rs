@@ -75,6 +75,26 @@ pub async fn key_position(db: &mut PgConnection, key: &str) -> Result<i64, sqlx:
     Ok(position.unwrap_or(0))
 }
 
+/// Of `moved` (keys with the value the bus has for them), those whose
+/// last applied value is below it: the keys to catch up on.
+pub async fn behind(
+    db: &mut PgConnection,
+    moved: &[(String, Option<i64>)],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut stale = Vec::new();
+    for (key, current) in moved {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM applied_keys WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&mut *db)
+                .await?;
+        if applied < *current && !stale.contains(key) {
+            stale.push(key.clone());
+        }
+    }
+    Ok(stale)
+}
+
 /// Every event of the service's types up to this position has been applied.
 pub async fn rebuilt_through(db: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT rebuilt_through FROM rebuild_progress")

@@ -72,29 +72,38 @@ async fn apply_in_one_transaction<S: Service>(
     batch: &[DeliveredEvent],
 ) -> Result<(), DecideError> {
     let mut tx = ctx.db().begin().await?;
+    // Facts first, then the commands, decided on state that includes them.
+    // Events of one key are never both in a batch (the bus hands a key's
+    // next event out only after the previous one is acknowledged), so this
+    // reorders nothing that depends on order.
+    let mut commands = Vec::new();
     for delivered in batch {
         let event = &delivered.event;
-        handle(ctx, &mut tx, event)
-            .instrument(event_span(event))
-            .await?;
+        if S::REACTS_TO.contains(&event.event_type.as_str()) {
+            commands.push(event);
+        } else {
+            apply(ctx, &mut tx, event)
+                .instrument(event_span(event))
+                .await?;
+        }
+    }
+    if !commands.is_empty() {
+        let span = tracing::info_span!("reactions", events = commands.len());
+        ctx.react_all(&mut tx, &commands).instrument(span).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-async fn handle<S: Service>(
+async fn apply<S: Service>(
     ctx: &Ctx<S>,
     db: &mut sqlx::PgConnection,
     event: &EventRecord,
 ) -> Result<(), DecideError> {
-    if S::REACTS_TO.contains(&event.event_type.as_str()) {
-        ctx.react(db, event).await
-    } else if applied::claim(db, event).await? {
+    if applied::claim(db, event).await? {
         ctx.service().apply(db, event).await?;
-        Ok(())
-    } else {
-        Ok(())
     }
+    Ok(())
 }
 
 pub(crate) fn event_span(event: &EventRecord) -> tracing::Span {

@@ -7,10 +7,7 @@
 //! bus, and runs the decision again on the fresh state, with a jittered
 //! back-off, a bounded number of times. It never resends the stale events.
 //!
-//! Events a reaction publishes get ids derived from the event that caused
-//! them. If the reaction runs again after a crash or a redelivery, the bus
-//! recognises them (`duplicate`, or `partial_duplicate` when the second
-//! decision came out differently) and nothing is published twice.
+//! Reactions to command events are in [`crate::reactions`].
 
 use std::time::Duration;
 
@@ -31,7 +28,7 @@ use crate::{
 };
 
 /// How often a decision is run before the caller is told to try again.
-const MAX_ATTEMPTS: u32 = 30;
+pub(crate) const MAX_ATTEMPTS: u32 = 30;
 
 /// The consistency value an emitted event claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,17 +73,22 @@ pub(crate) struct Origin {
 }
 
 /// What the bus did with a decision.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Stored now, as these records.
     Stored(Vec<EventRecord>),
     /// Stored before (a resend, or an earlier run of the same reaction);
     /// the stored events may differ from these, so read them from the bus.
     AlreadyStored(Vec<String>),
-    /// These keys moved on since the decision read them.
-    Inconsistent(Vec<String>),
+    /// These keys moved on since the decision read them: each with the
+    /// value the bus has for it now.
+    Inconsistent(Vec<(String, Option<i64>)>),
 }
 
-async fn publish(bus: &BusClient, origin: Origin, emits: &[Emit]) -> Result<Outcome, DecideError> {
+pub(crate) async fn publish(
+    bus: &BusClient,
+    origin: Origin,
+    emits: &[Emit],
+) -> Result<Outcome, DecideError> {
     let events: Vec<Publish> = emits
         .iter()
         .enumerate()
@@ -116,7 +118,7 @@ async fn publish(bus: &BusClient, origin: Origin, emits: &[Emit]) -> Result<Outc
                 .events
                 .iter()
                 .filter(|e| e.status == ReceiptEventStatus::Inconsistent)
-                .map(|e| e.consistency.key.clone())
+                .map(|e| (e.consistency.key.clone(), e.current.flatten()))
                 .collect(),
         ),
         ReceiptStatus::Rejected if receipt.code == Some(ErrorCode::PartialDuplicate) => {
@@ -178,7 +180,11 @@ impl<S: Service> Ctx<S> {
 
     /// Reads from the bus the events of `keys` this service has not applied
     /// yet, and applies them.
-    async fn catch_up(&self, db: &mut PgConnection, keys: &[String]) -> Result<(), DecideError> {
+    pub(crate) async fn catch_up(
+        &self,
+        db: &mut PgConnection,
+        keys: &[String],
+    ) -> Result<(), DecideError> {
         if S::APPLIES.is_empty() {
             return Ok(());
         }
@@ -199,6 +205,17 @@ impl<S: Service> Ctx<S> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Brings the tables up to date with the bus for `keys`, now: for a
+    /// request about something the log already has but this service has
+    /// not applied yet (an account created a moment ago, by another
+    /// instance). Waits for an instance that is applying it to commit.
+    pub async fn refresh(&self, keys: &[String]) -> Result<(), DecideError> {
+        let mut db = self.db().begin().await?;
+        self.catch_up(&mut db, keys).await?;
+        db.commit().await?;
         Ok(())
     }
 
@@ -239,8 +256,11 @@ impl<S: Service> Ctx<S> {
                         .map_err(DecideError::from)?;
                 }
                 Outcome::AlreadyStored(keys) => self.catch_up(&mut db, &keys).await?,
-                Outcome::Inconsistent(keys) => {
-                    self.catch_up(&mut db, &keys).await?;
+                Outcome::Inconsistent(moved) => {
+                    let stale = applied::behind(&mut db, &moved)
+                        .await
+                        .map_err(DecideError::from)?;
+                    self.catch_up(&mut db, &stale).await?;
                     db.commit().await.map_err(DecideError::from)?;
                     back_off(attempt).await;
                     continue;
@@ -252,54 +272,11 @@ impl<S: Service> Ctx<S> {
         metrics::counter!("superclient_decisions_given_up_total").increment(1);
         Err(DecideError::Contention.into())
     }
-
-    /// Reacts to a command event inside the batch's transaction: decides,
-    /// publishes, applies what was published, and marks the event handled.
-    pub(crate) async fn react(
-        &self,
-        db: &mut PgConnection,
-        event: &EventRecord,
-    ) -> Result<(), DecideError> {
-        if applied::is_applied(db, event).await? {
-            return Ok(());
-        }
-        let origin = Origin {
-            correlation_id: event.correlation_id,
-            cause: Some(event.event_id),
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let emits = self.service().react(db, event).await?;
-            if emits.is_empty() {
-                break;
-            }
-            match publish(self.publisher(), origin, &emits).await? {
-                Outcome::Stored(records) => {
-                    self.apply_all(db, &records).await?;
-                    break;
-                }
-                Outcome::AlreadyStored(keys) => {
-                    self.catch_up(db, &keys).await?;
-                    break;
-                }
-                Outcome::Inconsistent(_) if attempt >= MAX_ATTEMPTS => {
-                    return Err(DecideError::Contention);
-                }
-                Outcome::Inconsistent(keys) => {
-                    self.catch_up(db, &keys).await?;
-                    back_off(attempt).await;
-                }
-            }
-        }
-        applied::claim(db, event).await?;
-        Ok(())
-    }
 }
 
 /// A random pause that grows with the attempts, so that racing instances
 /// do not collide again in lockstep.
-async fn back_off(attempt: u32) {
+pub(crate) async fn back_off(attempt: u32) {
     metrics::counter!("superclient_decision_retries_total").increment(1);
     let ceiling_ms = 1u64 << attempt.min(6);
     let pause = rand::rng().random_range(0..=ceiling_ms * 1000);

@@ -11,6 +11,8 @@
 //!   after the commit, nacks on failure.
 //! - [`decide`]: publishing decisions with explicit consistency values and
 //!   re-running them on fresh state after `inconsistent`.
+//! - [`reactions`]: answering a batch's command events, their publishes
+//!   committed together.
 //! - [`applied`]: what the service's tables have applied, per key: the
 //!   idempotency that makes redelivery and rebuild harmless.
 //! - [`key_locks`]: one decision per key at a time within an instance.
@@ -27,6 +29,7 @@ pub mod consumer;
 pub mod decide;
 pub mod http;
 pub mod key_locks;
+pub mod reactions;
 pub mod rebuild;
 pub mod runtime;
 pub mod service;

@@ -5,7 +5,7 @@ use axum::{
     extract::{State, rejection::JsonRejection},
     http::StatusCode,
 };
-use events::{Amount, DomainEvent, PendingTransaction};
+use events::{Amount, DomainEvent, PendingTransaction, account_key};
 use serde::Deserialize;
 use superclient::{ActingUser, ApiError, CorrelationId, Ctx, Emit, Expect};
 
@@ -49,9 +49,16 @@ pub async fn create(
             "a reference is at most 140 characters, with no control characters",
         ));
     }
-    let owner = store::owner(ctx.db(), form.from_account_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no account {}", form.from_account_id)))?;
+    let owner = match store::owner(ctx.db(), form.from_account_id).await? {
+        Some(owner) => Some(owner),
+        None => {
+            // Perhaps created a moment ago and not applied here yet.
+            ctx.refresh(&[account_key(form.from_account_id)]).await?;
+            store::owner(ctx.db(), form.from_account_id).await?
+        }
+    };
+    let owner =
+        owner.ok_or_else(|| ApiError::not_found(format!("no account {}", form.from_account_id)))?;
     if owner != acting.username {
         return Err(ApiError::forbidden(
             "a transfer can only leave one of your own accounts",
