@@ -6,8 +6,10 @@
 //! - [`server`]: the bus server: group-committing writer, consume and
 //!   observe delivery, streamed queries, HTTP endpoints.
 //! - [`client`]: the Rust client library the services and the web server use.
+//! - [`signal`]: waiting for Ctrl-C or SIGTERM.
 
 pub mod client;
 pub mod protocol;
 pub mod server;
+pub mod signal;
 pub mod store;

@@ -89,27 +89,10 @@ async fn main() -> anyhow::Result<()> {
 
     let shutdown = bus.shutdown_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        bus::signal::terminated().await;
         tracing::info!("shutting down");
         shutdown.cancel();
     });
     bus.stopped().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).ok();
-    let terminated = async {
-        match terminate.as_mut() {
-            Some(signal) => {
-                signal.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = terminated => {},
-    }
 }

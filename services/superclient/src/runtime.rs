@@ -108,7 +108,7 @@ pub async fn main<S: Service>(service: S, args: ServiceArgs) -> anyhow::Result<(
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            wait_for_signal().await;
+            bus::signal::terminated().await;
             tracing::info!("shutting down");
             shutdown.cancel();
         }
@@ -246,21 +246,4 @@ async fn prepare_schema<S: Service>(service: &S, db: &mut PgConnection) -> anyho
         .context("could not migrate the service's schema")?;
     applied::ensure_tables(db).await?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).ok();
-    let terminated = async {
-        match terminate.as_mut() {
-            Some(signal) => {
-                signal.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = terminated => {},
-    }
 }
