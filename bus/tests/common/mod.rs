@@ -1,6 +1,6 @@
 //! What the bus's black-box tests share: a database of their own, the real
 //! `bus` binary, and a raw WebSocket client that speaks JSON frames.
-#![allow(dead_code)] // each test file uses its own part of this module
+#![allow(dead_code, unused_imports)] // each test file uses its own part of this module
 
 use std::{
     io::{BufRead, BufReader},
@@ -20,94 +20,10 @@ use tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
 };
 
-/// How long a test waits for something that should happen promptly.
+/// How long a test waits for a frame that should come promptly.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Polls `probe` until it yields a value, failing the test after
-/// [`PATIENCE`]: for effects that happen soon but not at once (a progress
-/// save, a parked event).
-pub async fn eventually<T, Probe, Answer>(what: &str, mut probe: Probe) -> T
-where
-    Probe: FnMut() -> Answer,
-    Answer: Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A database of this test's own on the server at `DATABASE_URL`, dropped
-/// at the end.
-pub struct TestDb {
-    pub url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl TestDb {
-    pub async fn new() -> Self {
-        let base = std::env::var("DATABASE_URL")
-            .expect("DATABASE_URL must point at a PostgreSQL server (./dev test provides one)");
-        let name = format!("bus_test_{}", uuid::Uuid::now_v7().simple());
-        let (prefix, _) = base
-            .rsplit_once('/')
-            .expect("DATABASE_URL has a database name");
-        let admin_url = format!("{prefix}/postgres");
-        let mut admin = admin(&admin_url).await;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        Self {
-            url: format!("{prefix}/{name}"),
-            admin_url,
-            name,
-        }
-    }
-
-    pub async fn pool(&self) -> sqlx::PgPool {
-        sqlx::PgPool::connect(&self.url)
-            .await
-            .expect("connect to the test database")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; a thread of its own may block.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = admin(&admin_url).await;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .map(|_| ())
-                    .map_err(std::io::Error::other)
-            })
-        })
-        .join();
-    }
-}
-
-async fn admin(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to PostgreSQL")
-}
+pub use testkit::{TestDb, eventually};
 
 /// A plain HTTP request to the bus: `(status, body)`.
 pub async fn http(

@@ -9,7 +9,9 @@ use bus::{
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::{Process, SERVICE_TOKEN, Service, TestDb, eventually};
+use testkit::{TestDb, eventually};
+
+use crate::{Process, SERVICE_TOKEN, Service};
 
 /// The bus and one instance of each service, on one test database.
 pub struct Bank {

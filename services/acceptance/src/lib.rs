@@ -8,35 +8,10 @@
 //! -p transactions`, with `--release` for the benchmark); `./dev test` does.
 
 mod bank;
-mod db;
 mod process;
 
-use std::time::Duration;
-
 pub use bank::{Api, Bank, balances_from_log, money};
-pub use db::TestDb;
 pub use process::{Process, Service};
-
-/// How long a test waits for something that should happen promptly.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub use testkit::{PATIENCE, TestDb, eventually};
 
 pub const SERVICE_TOKEN: &str = "test-service-token";
-
-/// Polls `probe` until it yields a value, failing the test after [`PATIENCE`].
-pub async fn eventually<T, Probe, Answer>(what: &str, mut probe: Probe) -> T
-where
-    Probe: FnMut() -> Answer,
-    Answer: Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}

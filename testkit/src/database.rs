@@ -11,7 +11,7 @@ impl TestDb {
     pub async fn new() -> Self {
         let base = std::env::var("DATABASE_URL")
             .expect("DATABASE_URL must point at a PostgreSQL server (./dev test provides one)");
-        let name = format!("services_test_{}", uuid::Uuid::now_v7().simple());
+        let name = format!("ledgerline_test_{}", uuid::Uuid::now_v7().simple());
         let (prefix, _) = base
             .rsplit_once('/')
             .expect("DATABASE_URL has a database name");
