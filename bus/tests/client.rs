@@ -8,7 +8,7 @@ use bus::{
     client::{BusClient, ClientConfig, ClientError, Publish, QueryFrom, QueryItem, QuerySpec},
     protocol::{ConsistencyValue, ErrorCode, Mode, ReceiptStatus},
 };
-use common::{BusProcess, PATIENCE, TestDb};
+use common::{ADMIN_TOKEN, BusProcess, PATIENCE, TestDb};
 use serde_json::json;
 
 fn event(event_type: &str, key: &str, value: ConsistencyValue, n: i64) -> Publish {
@@ -122,7 +122,7 @@ async fn publish_consume_ack_query_and_consistency() {
 async fn after_a_kill_9_the_client_reconnects_registers_again_and_resends() {
     let db = TestDb::new().await;
     let mut bus = BusProcess::start(&db, &[]);
-    let config = ClientConfig::new(bus.url());
+    let config = ClientConfig::new(bus.url()).token(ADMIN_TOKEN);
     let (consumer, mut events) =
         BusClient::connect(config.clone().register("accounts", &["A"], Mode::Consume))
             .await

@@ -4,7 +4,7 @@ mod common;
 
 use std::{collections::HashMap, time::Duration};
 
-use common::{BusProcess, Raw, TestDb, eventually, http};
+use common::{ADMIN_TOKEN, BusProcess, Raw, TestDb, eventually, http, http_json};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
@@ -232,100 +232,211 @@ async fn rule_6_an_event_not_acked_in_time_is_delivered_again() {
     assert_eq!(again["delivery"], 2);
 }
 
+/// The parked events listed for `client_type`, once `ready` holds for them.
+async fn parked_when(bus: &BusProcess, client_type: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    eventually("the parked events are saved", || async {
+        let (status, body) = http(
+            bus,
+            "GET",
+            &format!("/parked?client_type={client_type}"),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let parked = body["parked"].clone();
+        ready(&parked).then_some(parked)
+    })
+    .await
+}
+
 #[tokio::test]
-async fn nacks_back_off_then_park_and_staff_can_replay() {
+async fn a_parked_event_blocks_its_key_until_staff_replay_it() {
     let db = TestDb::new().await;
-    let bus = BusProcess::start(
-        &db,
-        &[
-            "--max-deliveries",
-            "3",
-            "--retry-backoff-ms",
-            "20",
-            "--token",
-            "t",
-        ],
-    );
-    let mut consumer = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    let bus = BusProcess::start(&db, &["--max-deliveries", "3", "--retry-backoff-ms", "20"]);
+    let mut consumer = Raw::connect(&bus).await;
     consumer.register("accounts", &["A"], "consume").await;
-    let mut publisher = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    let mut publisher = Raw::connect(&bus).await;
+    let mut publish = async |key: &str, data: &str| {
+        publisher.publish("A", key, json!("*"), json!(data)).await["events"][0]["position"]
+            .as_i64()
+            .unwrap()
+    };
+    let poison = publish("acc-1", "poison").await;
+    let behind = publish("acc-1", "behind").await;
+    let other = publish("acc-2", "other").await;
+
+    // The poison fails three times; the other key flows on meanwhile.
+    let (mut failures, mut others) = (0, 0);
+    while failures < 3 || others < 1 {
+        let event = consumer.event().await;
+        if position(&event) == poison {
+            failures += 1;
+            assert_eq!(event["delivery"], failures);
+            consumer
+                .send(json!({"message_type": "nack", "position": poison, "reason": "cannot apply"}))
+                .await;
+        } else {
+            assert_eq!(position(&event), other, "acc-1's next event waits: {event}");
+            others += 1;
+            consumer.ack(&[other]).await;
+        }
+    }
+
+    // Parked, with the key's next event listed as blocked behind it, and a
+    // later one too.
+    let parked = parked_when(&bus, "accounts", |parked| {
+        parked[0]["blocked_positions"] == json!([behind])
+    })
+    .await;
+    assert_eq!(parked[0]["position"], poison);
+    assert_eq!(parked[0]["consistency_key"], "acc-1");
+    assert_eq!(parked[0]["deliveries"], 3);
+    assert_eq!(parked[0]["reason"], "cannot apply");
+    let later = publish("acc-1", "later").await;
+    parked_when(&bus, "accounts", |parked| {
+        parked[0]["blocked_positions"] == json!([behind, later]) && parked[0]["blocked_count"] == 2
+    })
+    .await;
+    assert!(
+        consumer.silent_for(Duration::from_millis(300)).await,
+        "nothing of acc-1 is delivered while it is blocked"
+    );
+
+    let replay = format!("/parked/accounts/{poison}/replay");
+    assert_eq!(http(&bus, "POST", &replay, None).await.0, 401);
+    let (status, body) = http(&bus, "POST", &replay, Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 202, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (body["decision"].as_str(), body["released"].as_i64()),
+        (Some("replay"), Some(2))
+    );
+
+    // The parked event first, then the held ones, in order.
+    for expected in [poison, behind, later] {
+        let event = consumer.event().await;
+        assert_eq!(position(&event), expected, "{event}");
+        consumer.ack(&[expected]).await;
+    }
+    assert_eq!(http(&bus, "POST", &replay, Some(ADMIN_TOKEN)).await.0, 404);
+    parked_when(&bus, "accounts", |parked| parked == &json!([])).await;
+}
+
+#[tokio::test]
+async fn a_skip_is_recorded_releases_the_key_and_blocking_survives_a_kill_9() {
+    let db = TestDb::new().await;
+    let mut bus = BusProcess::start(&db, &["--max-deliveries", "1"]);
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    let mut publisher = Raw::connect(&bus).await;
     let poison = publisher
         .publish("A", "acc-1", json!("*"), json!("poison"))
         .await["events"][0]["position"]
         .as_i64()
         .unwrap();
-    let behind = publisher
-        .publish("A", "acc-1", json!("*"), json!("next"))
+    let first_held = publisher
+        .publish("A", "acc-1", json!("*"), json!("held"))
         .await["events"][0]["position"]
         .as_i64()
         .unwrap();
-
-    for attempt in 1..=3 {
-        let event = consumer.event().await;
-        assert_eq!(position(&event), poison);
-        assert_eq!(event["delivery"], attempt);
-        consumer
-            .send(json!({"message_type": "nack", "position": poison, "reason": "cannot apply"}))
-            .await;
-    }
-    // Parked after 3 deliveries: the key moves on.
-    let next = consumer.event().await;
-    assert_eq!(position(&next), behind);
-    consumer.ack(&[behind]).await;
-
-    // Parking is saved with the next progress save, well within a second.
-    let parked = eventually("the parked event is saved", || async {
-        let (status, parked) = http(&bus, "GET", "/parked?client_type=accounts", Some("t")).await;
-        assert_eq!(status, 200);
-        let parked: Value = serde_json::from_str(&parked).unwrap();
-        parked
-            .as_array()
-            .is_some_and(|list| !list.is_empty())
-            .then_some(parked)
+    let event = consumer.event().await;
+    assert_eq!(position(&event), poison);
+    consumer
+        .send(json!({"message_type": "nack", "position": poison, "reason": "bad data"}))
+        .await;
+    parked_when(&bus, "accounts", |parked| {
+        parked[0]["blocked_positions"] == json!([first_held])
     })
     .await;
-    assert_eq!(parked[0]["position"], poison);
-    assert_eq!(parked[0]["deliveries"], 3);
-    assert_eq!(parked[0]["reason"], "cannot apply");
 
+    drop((consumer, publisher));
+    bus.kill9();
+    bus.restart();
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    let mut publisher = Raw::connect(&bus).await;
+    let second_held = publisher
+        .publish("A", "acc-1", json!("*"), json!("held 2"))
+        .await["events"][0]["position"]
+        .as_i64()
+        .unwrap();
+    parked_when(&bus, "accounts", |parked| {
+        parked[0]["blocked_positions"] == json!([first_held, second_held])
+    })
+    .await;
+    assert!(
+        consumer.silent_for(Duration::from_millis(300)).await,
+        "still blocked after the restart"
+    );
+
+    let skip = format!("/parked/accounts/{poison}/skip");
     assert_eq!(
-        http(
+        http_json(
             &bus,
             "POST",
-            &format!("/parked/accounts/{poison}/replay"),
-            None
+            &skip,
+            Some(ADMIN_TOKEN),
+            Some(json!({"note": " "}))
         )
         .await
         .0,
-        401
+        400,
+        "a skip says why"
     );
+    let (status, body) = http_json(
+        &bus,
+        "POST",
+        &skip,
+        Some(ADMIN_TOKEN),
+        Some(json!({"note": "corrected by hand in ticket 12"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    for expected in [first_held, second_held] {
+        let event = consumer.event().await;
+        assert_eq!(
+            position(&event),
+            expected,
+            "the skipped event is not delivered"
+        );
+        consumer.ack(&[expected]).await;
+    }
+    let pool = db.pool().await;
+    let decision: (String, String, String, i32) = sqlx::query_as(
+        "SELECT decision, decided_by, note, released FROM bus.parking_decisions WHERE position = $1",
+    )
+    .bind(poison)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(
-        http(
-            &bus,
-            "POST",
-            &format!("/parked/accounts/{poison}/replay"),
-            Some("t")
+        decision,
+        (
+            "skip".into(),
+            "admin (BUS_TOKEN)".into(),
+            "corrected by hand in ticket 12".into(),
+            2
         )
-        .await
-        .0,
-        202
     );
-    let replayed = consumer.event().await;
-    assert_eq!(position(&replayed), poison);
-    consumer.ack(&[poison]).await;
-    assert_eq!(
-        http(
-            &bus,
-            "POST",
-            &format!("/parked/accounts/{poison}/replay"),
-            Some("t")
-        )
-        .await
-        .0,
-        404
+    eventually("the acks are saved", || async {
+        let owed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM bus.replays WHERE client_type = 'accounts'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (owed == 0).then_some(())
+    })
+    .await;
+    drop((consumer, publisher));
+    bus.kill9();
+    bus.restart();
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    assert!(
+        consumer.silent_for(Duration::from_millis(500)).await,
+        "neither the skipped event nor the released ones come again"
     );
-    let (_, parked) = http(&bus, "GET", "/parked", Some("t")).await;
-    assert_eq!(parked.trim(), "[]");
 }
 
 #[tokio::test]
@@ -476,7 +587,13 @@ async fn many_connections_racing_on_one_key_get_exactly_one_winner_per_value() {
     for racer in 0..16 {
         let url = bus.url();
         racers.push(tokio::spawn(async move {
-            let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+            let mut request = url.into_client_request().unwrap();
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+            );
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
             use futures_util::{SinkExt, StreamExt};
             let mut wins = Vec::new();
             let mut value = 0;
@@ -560,10 +677,10 @@ async fn a_type_added_by_a_later_instance_is_owed_from_its_registration() {
 #[tokio::test]
 async fn an_acknowledged_replay_stays_acknowledged_after_a_restart() {
     let db = TestDb::new().await;
-    let mut bus = BusProcess::start(&db, &["--max-deliveries", "1", "--token", "t"]);
-    let mut consumer = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    let mut bus = BusProcess::start(&db, &["--max-deliveries", "1"]);
+    let mut consumer = Raw::connect(&bus).await;
     consumer.register("accounts", &["A"], "consume").await;
-    let mut publisher = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    let mut publisher = Raw::connect(&bus).await;
     // Position 1 stays unacknowledged on its key, holding the watermark
     // below the parked and replayed position 2.
     publisher.publish("A", "k-1", json!("*"), json!(1)).await;
@@ -581,7 +698,7 @@ async fn an_acknowledged_replay_stays_acknowledged_after_a_restart() {
     }
     assert_eq!(held, Some(1));
     eventually("event 2 is parked, then replayed", || async {
-        let (status, _) = http(&bus, "POST", "/parked/accounts/2/replay", Some("t")).await;
+        let (status, _) = http(&bus, "POST", "/parked/accounts/2/replay", Some(ADMIN_TOKEN)).await;
         (status == 202).then_some(())
     })
     .await;
@@ -600,7 +717,7 @@ async fn an_acknowledged_replay_stays_acknowledged_after_a_restart() {
     drop(consumer);
     bus.kill9();
     bus.restart();
-    let mut again = Raw::connect_with_token(&bus, Some("t")).await.unwrap();
+    let mut again = Raw::connect(&bus).await;
     again.register("accounts", &["A"], "consume").await;
     assert_eq!(
         position(&again.event().await),

@@ -319,6 +319,31 @@ async fn a_5000_event_query_is_streamed_in_batches_of_at_most_1000() {
         complete["last_position"], keyed[6]["position"],
         "a limit cuts the answer there: the next page starts after it"
     );
+    raw.send(
+        json!({"message_type": "query", "request_id": "key-2", "event_types": ["Odd"],
+                    "after_position": complete["last_position"], "key": "k-3"}),
+    )
+    .await;
+    let (rest, _, complete) = collect_query(&mut raw, "key-2").await;
+    assert_eq!(
+        rest.len(),
+        500 - 7,
+        "the rest of the key's events, read by key"
+    );
+    assert!(
+        rest.iter()
+            .all(|e| e["consistency"]["key"] == "k-3" && e["event_type"] == "Odd")
+    );
+    assert!(rest[0]["position"].as_i64() > keyed[6]["position"].as_i64());
+    let values: Vec<i64> = rest
+        .iter()
+        .map(|e| e["consistency"]["value"].as_i64().unwrap())
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w[0] + 1 == w[1]),
+        "in value order"
+    );
+    assert_eq!(complete["last_position"], 5000);
 
     raw.send(json!({"message_type": "query", "request_id": "future", "event_types": ["*"], "since": "2999-01-01T00:00:00Z"})).await;
     let (none, batches, complete) = collect_query(&mut raw, "future").await;
@@ -461,4 +486,58 @@ async fn health_and_metrics() {
     assert_eq!(status, 200);
     assert!(metrics.contains("bus_events_appended_total 1"), "{metrics}");
     assert!(metrics.contains("bus_head_position 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_connection_runs_at_most_four_queries_at_once() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    let mut raw = Raw::connect(&bus).await;
+    for batch in 0..5 {
+        let events: Vec<Value> = (0..1000)
+            .map(|i| json!({"event_type": "E", "consistency": {"key": format!("k-{i}")}, "data": {"pad": "x".repeat(200)}}))
+            .collect();
+        raw.send(
+            json!({"message_type": "new", "request_id": format!("b-{batch}"), "events": events}),
+        )
+        .await;
+        assert_eq!(raw.recv().await["status"], "success");
+    }
+    // Five at once, nothing read meanwhile: the first four are still
+    // streaming their 5,000 events when the fifth arrives.
+    for query in 0..5 {
+        raw.send(
+            json!({"message_type": "query", "request_id": format!("q-{query}"),
+                        "event_types": ["*"], "after_position": 0}),
+        )
+        .await;
+    }
+    let mut complete = 0;
+    let mut refused = None;
+    while complete < 4 || refused.is_none() {
+        let frame = raw.recv().await;
+        match frame["message_type"].as_str() {
+            Some("rebuild") => {}
+            Some("rebuild_complete") => {
+                assert_eq!(frame["count"], 5000, "{frame}");
+                complete += 1;
+            }
+            Some("error") => refused = Some(frame),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let refused = refused.unwrap();
+    assert_eq!(
+        (refused["code"].as_str(), refused["request_id"].as_str()),
+        (Some("too_many_queries"), Some("q-4")),
+        "{refused}"
+    );
+    // With the others done, a query is taken again.
+    raw.send(
+        json!({"message_type": "query", "request_id": "again", "event_types": ["*"],
+                    "after_position": 4990}),
+    )
+    .await;
+    let (events, _, _) = collect_query(&mut raw, "again").await;
+    assert_eq!(events.len(), 10);
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use bus::store;
-use common::{BusProcess, Raw, TestDb, eventually, http};
+use common::{ADMIN_TOKEN, BusProcess, Raw, TestDb, eventually, http};
 use serde_json::json;
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn staff_look_ups_by_correlation_type_time_and_lag() {
     .await;
     assert_eq!(lag[0].client_type, "accounts");
     assert_eq!(lag[0].parked, 0);
-    let (status, body) = http(&bus, "GET", "/subscriptions", None).await;
+    let (status, body) = http(&bus, "GET", "/subscriptions", Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 200);
     assert!(body.contains("\"unacknowledged\":1"), "{body}");
 }

@@ -1,13 +1,15 @@
 //! `bus`: Ledgerline's event bus server.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use bus::{
+    credentials::{Access, Credentials},
     protocol::Limits,
     server::{
         self,
-        config::{BusConfig, DeliveryConfig},
+        config::{BusConfig, DEFAULT_MAX_QUERIES, DeliveryConfig},
+        writer::DEFAULT_KEY_CACHE,
     },
 };
 use clap::Parser;
@@ -17,15 +19,24 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Ledgerline's event bus (protocol: shared/PROTOCOL.md)"
+    about = "Ledgerline's event bus (protocol: bus/PROTOCOL.md, version 1.1)"
 )]
 struct Cli {
     /// Address to listen on.
     #[arg(long, env = "BUS_LISTEN", default_value = "127.0.0.1:8081")]
     listen: String,
-    /// Clients must present this bearer token (none: anyone may connect).
+    /// The credentials file: each client's token digest and scope (see
+    /// bus/README.md).
+    #[arg(long, env = "BUS_CREDENTIALS")]
+    credentials: Option<PathBuf>,
+    /// A token that may do everything, for development and tests.
     #[arg(long, env = "BUS_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Run without credentials: every client may do everything. For
+    /// development only; without credentials, a token or this flag the bus
+    /// does not start.
+    #[arg(long, env = "BUS_INSECURE")]
+    insecure: bool,
     /// PostgreSQL URL of the store (schema `bus`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: String,
@@ -51,6 +62,40 @@ struct Cli {
     /// pages instead of taking them live.
     #[arg(long, env = "BUS_MAX_HELD", default_value_t = DeliveryConfig::default().max_held)]
     max_held: usize,
+    /// Keys whose consistency values the writer keeps in memory (others
+    /// are read from the log's index when needed).
+    #[arg(long, env = "BUS_KEY_CACHE", default_value_t = DEFAULT_KEY_CACHE)]
+    key_cache: usize,
+    /// Queries running at once, over all connections.
+    #[arg(long, env = "BUS_MAX_QUERIES", default_value_t = DEFAULT_MAX_QUERIES)]
+    max_queries: usize,
+}
+
+/// Who may connect: the credentials file and the development token, or
+/// nobody's business with `--insecure`; without any, the bus refuses to start.
+fn access(cli: &Cli) -> anyhow::Result<Access> {
+    let token = cli.token.as_deref().filter(|token| !token.is_empty());
+    if cli.insecure {
+        anyhow::ensure!(
+            cli.credentials.is_none() && token.is_none(),
+            "--insecure cannot be combined with credentials or a token"
+        );
+        return Ok(Access::Insecure);
+    }
+    let credentials = match &cli.credentials {
+        Some(path) => Credentials::load(path)?,
+        None => Credentials::default(),
+    };
+    let credentials = match token {
+        Some(token) => credentials.with_admin_token(token),
+        None => credentials,
+    };
+    anyhow::ensure!(
+        !credentials.is_empty(),
+        "the bus has no credentials: give --credentials FILE (BUS_CREDENTIALS) or a development \
+         token (BUS_TOKEN); --insecure lets anyone in, for development only"
+    );
+    Ok(Access::Tokens(credentials))
 }
 
 #[tokio::main]
@@ -67,8 +112,8 @@ async fn main() -> anyhow::Result<()> {
         .context("could not install the metrics recorder")?;
 
     let config = BusConfig {
+        access: access(&cli)?,
         database_url: cli.database_url,
-        token: cli.token.filter(|token| !token.is_empty()),
         limits: Limits {
             max_frame_bytes: cli.max_frame_bytes,
             max_events_per_message: cli.max_events_per_message,
@@ -82,6 +127,8 @@ async fn main() -> anyhow::Result<()> {
             max_held: cli.max_held,
             ..DeliveryConfig::default()
         },
+        key_cache: cli.key_cache,
+        max_queries: cli.max_queries,
     };
     let bus = server::start(config, &cli.listen, Some(metrics)).await?;
     tracing::info!(address = %bus.address, "the bus is listening");

@@ -231,7 +231,10 @@ impl Task {
     }
 
     async fn serve(&mut self, mut socket: Socket) -> Outcome {
-        // Whatever waited during the disconnect goes first, in order.
+        // Whatever waited during the disconnect goes first, in order;
+        // requests whose caller gave up are dropped.
+        self.publishes.retain(|_, (_, reply)| !reply.is_closed());
+        self.consistency.retain(|_, (_, reply)| !reply.is_closed());
         let resend: Vec<String> = self
             .publishes
             .values()

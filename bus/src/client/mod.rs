@@ -8,6 +8,12 @@
 //! did not), so a message stored before the disconnect is answered
 //! `duplicate` with its original positions.
 //!
+//! A publish whose receipt is `unknown` (the bus's database failed during
+//! the commit) is sent again, with the same event ids, until the answer is
+//! definite; if none comes within the publish deadline, the caller gets
+//! [`ClientError::Uncertain`] and must send the same events again later
+//! (or find out from the log) before deciding anything else.
+//!
 //! Events (consume or observe mode) arrive on the [`Events`] stream; ack
 //! them with [`BusClient::ack`] once their effects are committed.
 
@@ -35,6 +41,9 @@ pub struct ClientConfig {
     /// The first reconnect delay; it doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long a publish (with its resends) or a consistency request may
+    /// take before the caller is told the outcome is uncertain.
+    pub deadline: Duration,
 }
 
 impl ClientConfig {
@@ -45,7 +54,13 @@ impl ClientConfig {
             registration: None,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            deadline: Duration::from_secs(10),
         }
+    }
+
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     pub fn token(mut self, token: impl Into<String>) -> Self {
@@ -88,6 +103,13 @@ pub enum ClientError {
     Closed,
     #[error("could not encode the event data: {0}")]
     Encode(String),
+    #[error(
+        "the bus gave no definite answer within {0:?}: the events may or may not be stored; \
+         send them again with the same event ids"
+    )]
+    Uncertain(Duration),
+    #[error("the bus did not answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// An event to publish.
@@ -223,21 +245,44 @@ impl Events {
 #[derive(Clone)]
 pub struct BusClient {
     commands: mpsc::UnboundedSender<connection::Command>,
+    deadline: Duration,
 }
 
 impl BusClient {
     /// Connects (and registers, when configured); resolves once that is done.
     pub async fn connect(config: ClientConfig) -> Result<(Self, Events), ClientError> {
+        let deadline = config.deadline;
         let (commands, events) = connection::start(config).await?;
-        Ok((Self { commands }, Events { receiver: events }))
+        Ok((Self { commands, deadline }, Events { receiver: events }))
     }
 
-    /// Publishes `events` atomically; resolves to the bus's receipt.
+    /// Publishes `events` atomically; resolves to the bus's definite
+    /// receipt. An `unknown` receipt is followed by resends of the same
+    /// events (same ids) until the answer is definite, within the deadline.
     pub async fn publish(&self, events: Vec<Publish>) -> Result<Receipt, ClientError> {
-        let events = events.into_iter().map(Publish::into_wire).collect();
-        let (reply, receipt) = oneshot::channel();
-        self.send(connection::Command::Publish { events, reply })?;
-        receipt.await.map_err(|_| ClientError::Closed)?
+        let events: Vec<NewEvent> = events.into_iter().map(Publish::into_wire).collect();
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let (reply, receipt) = oneshot::channel();
+            self.send(connection::Command::Publish {
+                events: events.clone(),
+                reply,
+            })?;
+            let receipt = match tokio::time::timeout_at(deadline, receipt).await {
+                Ok(answer) => answer.map_err(|_| ClientError::Closed)??,
+                Err(_) => return Err(ClientError::Uncertain(self.deadline)),
+            };
+            if receipt.status.is_definite() {
+                return Ok(receipt);
+            }
+            tracing::warn!(code = ?receipt.code, "the bus could not say whether a message was stored; sending it again");
+            if tokio::time::Instant::now() + pause >= deadline {
+                return Err(ClientError::Uncertain(self.deadline));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// The current value of each key (`None`: no event yet).
@@ -247,7 +292,10 @@ impl BusClient {
     ) -> Result<BTreeMap<String, Option<i64>>, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.send(connection::Command::Consistency { keys, reply })?;
-        answer.await.map_err(|_| ClientError::Closed)?
+        tokio::time::timeout(self.deadline, answer)
+            .await
+            .map_err(|_| ClientError::TimedOut(self.deadline))?
+            .map_err(|_| ClientError::Closed)?
     }
 
     /// Asks for history; the answer streams in batches.

@@ -17,6 +17,12 @@ pub enum ErrorCode {
     Unavailable,
     /// The bus is shutting down and takes no new work.
     ShuttingDown,
+    /// Outside the scope of the connection's credentials.
+    Forbidden,
+    /// More concurrent queries than one connection (or the bus) allows.
+    TooManyQueries,
+    /// An observer fell too far behind; the socket is closed with 1013.
+    TooSlow,
 }
 
 impl ErrorCode {
@@ -31,6 +37,9 @@ impl ErrorCode {
             Self::PartialDuplicate => "partial_duplicate",
             Self::Unavailable => "unavailable",
             Self::ShuttingDown => "shutting_down",
+            Self::Forbidden => "forbidden",
+            Self::TooManyQueries => "too_many_queries",
+            Self::TooSlow => "too_slow",
         }
     }
 }
@@ -56,6 +65,10 @@ impl ProtocolError {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidField, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     pub fn with_request_id(mut self, request_id: Option<String>) -> Self {

@@ -9,6 +9,8 @@ pub struct Limits {
     pub max_events_per_message: usize,
     /// Most keys in one `consistency` request.
     pub max_keys_per_request: usize,
+    /// Most queries one connection may have running at once.
+    pub max_queries_per_connection: usize,
 }
 
 impl Default for Limits {
@@ -17,6 +19,7 @@ impl Default for Limits {
             max_frame_bytes: 1024 * 1024,
             max_events_per_message: 1000,
             max_keys_per_request: 1000,
+            max_queries_per_connection: 4,
         }
     }
 }

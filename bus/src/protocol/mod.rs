@@ -1,4 +1,4 @@
-//! The bus wire protocol, version 1 (`shared/PROTOCOL.md`): the messages,
+//! The bus wire protocol, version 1.1 (`bus/PROTOCOL.md`): the messages,
 //! their JSON shapes, and the checks every inbound message passes before the
 //! bus acts on it.
 //!

@@ -46,7 +46,19 @@ pub enum ReceiptStatus {
     Success,
     Duplicate,
     Inconsistent,
+    /// Nothing was stored, certainly; `code` and `message` say why.
     Rejected,
+    /// The bus's database failed while committing: the events may or may
+    /// not be stored. Resend the same message (same event ids) until the
+    /// answer is definite; a resend of a stored message is `duplicate`.
+    Unknown,
+}
+
+impl ReceiptStatus {
+    /// Whether the answer settles the message's fate.
+    pub fn is_definite(self) -> bool {
+        !matches!(self, Self::Unknown)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

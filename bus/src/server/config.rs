@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::Limits;
+use crate::{credentials::Access, protocol::Limits};
 
 /// How consume-mode delivery behaves. Defaults are the protocol's.
 #[derive(Debug, Clone, Copy)]
@@ -49,11 +49,18 @@ impl DeliveryConfig {
 #[derive(Debug, Clone)]
 pub struct BusConfig {
     pub database_url: String,
-    /// Clients must present this as a bearer token; `None`: anyone may connect.
-    pub token: Option<String>,
+    /// Who may connect, and what each client may do.
+    pub access: Access,
     pub limits: Limits,
     pub delivery: DeliveryConfig,
+    /// How many keys' consistency values the writer keeps in memory.
+    pub key_cache: usize,
+    /// Queries running at once over all connections.
+    pub max_queries: usize,
 }
+
+/// The bus-wide cap on concurrent queries, by default.
+pub const DEFAULT_MAX_QUERIES: usize = 64;
 
 #[cfg(test)]
 mod tests {

@@ -1,21 +1,32 @@
 //! The HTTP surface: the WebSocket upgrade (with the token check), health,
-//! metrics, and the staff endpoints.
+//! metrics, and the staff endpoints (which need a token with the staff
+//! right: 401 without a known token, 403 without the right).
 
 use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, WebSocketUpgrade},
+    extract::{Path, Query, State, WebSocketUpgrade, rejection::JsonRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::Deserialize;
+use serde_json::json;
 
 use super::{BusState, connection};
-use crate::store;
+use crate::{
+    credentials::Scope,
+    store::{
+        self,
+        parking::{Decision, DecisionRecord, ParkedCursor},
+    },
+};
 
 const READ_BUFFER: usize = 16 * 1024;
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 500;
+const MAX_NOTE_CHARS: usize = 500;
 
 pub fn router(bus: Arc<BusState>) -> Router {
     Router::new()
@@ -25,39 +36,55 @@ pub fn router(bus: Arc<BusState>) -> Router {
         .route("/subscriptions", get(subscriptions))
         .route("/parked", get(parked))
         .route("/parked/{client_type}/{position}/replay", post(replay))
+        .route("/parked/{client_type}/{position}/skip", post(skip))
         .with_state(bus)
 }
 
-/// The bearer token check: 401 when the bus has a token and the request
-/// does not carry it.
-fn authorized(bus: &BusState, headers: &HeaderMap) -> bool {
-    let Some(expected) = &bus.config.token else {
-        return true;
-    };
+/// Why a request is refused before it is looked at.
+enum Refusal {
+    /// No known token: 401.
+    Unauthorized,
+    /// A known token without the staff right: 403.
+    NotStaff,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a valid bearer token is required\n",
+            )
+                .into_response(),
+            Self::NotStaff => (
+                StatusCode::FORBIDDEN,
+                "this token does not have the staff right\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The scope of the request's bearer token.
+fn authenticate(bus: &BusState, headers: &HeaderMap) -> Result<Arc<Scope>, Refusal> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or("");
-    constant_time_eq(presented.as_bytes(), expected.as_bytes())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    bus.config
+        .access
+        .authenticate(presented)
+        .ok_or(Refusal::Unauthorized)
 }
 
-/// Compares without returning early, so timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut difference = a.len() ^ b.len();
-    for (index, byte) in a.iter().enumerate() {
-        difference |= usize::from(byte ^ b.get(index % b.len().max(1)).copied().unwrap_or(0));
+/// The scope of a token with the staff right.
+fn staff(bus: &BusState, headers: &HeaderMap) -> Result<Arc<Scope>, Refusal> {
+    let scope = authenticate(bus, headers)?;
+    if !scope.staff {
+        return Err(Refusal::NotStaff);
     }
-    difference == 0
-}
-
-fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
-        "a valid bearer token is required\n",
-    )
-        .into_response()
+    Ok(scope)
 }
 
 async fn upgrade(
@@ -65,9 +92,10 @@ async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !authorized(&bus, &headers) {
-        return unauthorized();
-    }
+    let scope = match authenticate(&bus, &headers) {
+        Ok(scope) => scope,
+        Err(refusal) => return refusal.into_response(),
+    };
     if bus.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -83,7 +111,7 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
             let tracker = bus.connections.clone();
-            tracker.track_future(connection::serve(socket, bus))
+            tracker.track_future(connection::serve(socket, bus, scope))
         })
 }
 
@@ -120,9 +148,13 @@ fn store_failure(error: store::StoreError) -> Response {
         .into_response()
 }
 
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}
+
 async fn subscriptions(State(bus): State<Arc<BusState>>, headers: HeaderMap) -> Response {
-    if !authorized(&bus, &headers) {
-        return unauthorized();
+    if let Err(refusal) = staff(&bus, &headers) {
+        return refusal.into_response();
     }
     match store::subscriptions::lag(&bus.pool).await {
         Ok(lag) => Json(lag).into_response(),
@@ -133,6 +165,9 @@ async fn subscriptions(State(bus): State<Arc<BusState>>, headers: HeaderMap) -> 
 #[derive(Deserialize)]
 struct ParkedFilter {
     client_type: Option<String>,
+    /// `CLIENT_TYPE/POSITION`: the `next` of the previous page.
+    after: Option<String>,
+    limit: Option<i64>,
 }
 
 async fn parked(
@@ -140,44 +175,122 @@ async fn parked(
     headers: HeaderMap,
     Query(filter): Query<ParkedFilter>,
 ) -> Response {
-    if !authorized(&bus, &headers) {
-        return unauthorized();
+    if let Err(refusal) = staff(&bus, &headers) {
+        return refusal.into_response();
     }
-    match store::subscriptions::list_parked(&bus.pool, filter.client_type.as_deref()).await {
-        Ok(parked) => Json(parked).into_response(),
+    let limit = filter.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return bad_request(format!("limit must be 1 to {MAX_PAGE}"));
+    }
+    let after = match filter.after.as_deref().map(parse_cursor).transpose() {
+        Ok(after) => after,
+        Err(message) => return bad_request(message),
+    };
+    let listed = store::parking::list_parked(
+        &bus.pool,
+        filter.client_type.as_deref(),
+        after.as_ref(),
+        limit,
+    )
+    .await;
+    match listed {
+        Ok(parked) => {
+            let next = (parked.len() as i64 == limit)
+                .then(|| parked.last())
+                .flatten()
+                .map(|last| format!("{}/{}", last.client_type, last.position));
+            Json(json!({ "parked": parked, "next": next })).into_response()
+        }
         Err(error) => store_failure(error),
     }
+}
+
+fn parse_cursor(text: &str) -> Result<ParkedCursor, String> {
+    let invalid = || "after must be CLIENT_TYPE/POSITION, the next of the previous page".to_owned();
+    let (client_type, position) = text.rsplit_once('/').ok_or_else(invalid)?;
+    Ok(ParkedCursor {
+        client_type: client_type.to_owned(),
+        position: position.parse().map_err(|_| invalid())?,
+    })
+}
+
+/// Why staff decided: optional for a replay, required for a skip.
+#[derive(Deserialize, Default)]
+struct DecisionBody {
+    #[serde(default)]
+    note: String,
 }
 
 async fn replay(
+    state: State<Arc<BusState>>,
+    headers: HeaderMap,
+    path: Path<(String, i64)>,
+    body: Result<Json<DecisionBody>, JsonRejection>,
+) -> Response {
+    decide(state, headers, path, body, Decision::Replay).await
+}
+
+async fn skip(
+    state: State<Arc<BusState>>,
+    headers: HeaderMap,
+    path: Path<(String, i64)>,
+    body: Result<Json<DecisionBody>, JsonRejection>,
+) -> Response {
+    decide(state, headers, path, body, Decision::Skip).await
+}
+
+async fn decide(
     State(bus): State<Arc<BusState>>,
     headers: HeaderMap,
     Path((client_type, position)): Path<(String, i64)>,
+    body: Result<Json<DecisionBody>, JsonRejection>,
+    decision: Decision,
 ) -> Response {
-    if !authorized(&bus, &headers) {
-        return unauthorized();
+    let scope = match staff(&bus, &headers) {
+        Ok(scope) => scope,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let note = match body {
+        Ok(Json(body)) => body.note.trim().to_owned(),
+        // No body at all is an empty note.
+        Err(JsonRejection::MissingJsonContentType(_)) => String::new(),
+        Err(rejection) => return bad_request(rejection.body_text()),
+    };
+    if note.chars().count() > MAX_NOTE_CHARS || note.contains('\0') {
+        return bad_request(format!("note must be at most {MAX_NOTE_CHARS} characters"));
     }
-    match bus.subscriptions.replay(&client_type, position).await {
-        Ok(true) => (StatusCode::ACCEPTED, "the event will be delivered again\n").into_response(),
-        Ok(false) => (
+    if decision == Decision::Skip && note.is_empty() {
+        return bad_request(
+            "a skip needs a note saying why the event is not to be delivered".to_owned(),
+        );
+    }
+    let record = DecisionRecord {
+        decision,
+        decided_by: scope.name.clone(),
+        note,
+    };
+    match bus
+        .subscriptions
+        .decide(&client_type, position, record)
+        .await
+    {
+        Ok(Some(released)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "client_type": client_type,
+                "position": position,
+                "decision": decision.as_str(),
+                "released": released,
+            })),
+        )
+            .into_response(),
+        Ok(None) => (
             StatusCode::NOT_FOUND,
-            format!("no event at position {position} is parked for {client_type}\n"),
+            Json(json!({
+                "error": format!("no event at position {position} is parked for {client_type}")
+            })),
         )
             .into_response(),
         Err(error) => store_failure(error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secre", b"secret"));
-        assert!(!constant_time_eq(b"", b"secret"));
-        assert!(constant_time_eq(b"", b""));
     }
 }

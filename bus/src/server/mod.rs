@@ -13,10 +13,13 @@ use std::{net::SocketAddr, sync::Arc};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::store::{self, StoreError};
+use crate::{
+    credentials::Access,
+    store::{self, StoreError},
+};
 use config::BusConfig;
 use subscription::Subscriptions;
 use writer::WriterHandle;
@@ -27,6 +30,8 @@ pub struct BusState {
     pub pool: PgPool,
     pub writer: WriterHandle,
     pub subscriptions: Subscriptions,
+    /// One permit per query running, over all connections.
+    pub queries: Arc<Semaphore>,
     pub metrics: Option<PrometheusHandle>,
     /// Cancelled when the bus starts shutting down.
     pub shutdown: CancellationToken,
@@ -77,19 +82,22 @@ pub async fn start(
     metrics: Option<PrometheusHandle>,
 ) -> Result<RunningBus, StartError> {
     let pool = store::connect(&config.database_url, 32).await?;
-    let state = store::events::load_state(&pool).await?;
-    tracing::info!(
-        head = state.head,
-        keys = state.key_values.len(),
-        "loaded the log"
-    );
-    let (writer, writer_task) = writer::spawn(pool.clone(), state);
+    let (writer, writer_task) = writer::spawn(
+        store::connect_options(&config.database_url)?,
+        pool.clone(),
+        config.key_cache,
+    )
+    .await
+    .map_err(StoreError::Database)?;
     let subscriptions = Subscriptions::new(pool.clone(), writer.clone(), config.delivery);
-    if config.token.is_none() {
-        tracing::warn!("no BUS_TOKEN set: any client may connect");
+    if matches!(config.access, Access::Insecure) {
+        tracing::warn!(
+            "INSECURE: the bus runs without credentials; any client may connect, publish and read everything"
+        );
     }
     let shutdown = CancellationToken::new();
     let bus = Arc::new(BusState {
+        queries: Arc::new(Semaphore::new(config.max_queries)),
         config,
         pool: pool.clone(),
         writer,

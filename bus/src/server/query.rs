@@ -1,44 +1,121 @@
-//! Answering a `query`: the matching history, streamed in `rebuild` batches
-//! of up to 1,000 events, then one `rebuild_complete`.
+//! Answering a `query`: the matching history, streamed in `rebuild`
+//! messages of up to 1,000 events (and at most one frame's worth of bytes),
+//! then one `rebuild_complete`.
 //!
-//! Pages are read from the log by position (never the whole answer at
-//! once), and each is sent before the next is read beyond the one already
-//! prefetched: a slow client slows the query, memory stays flat.
+//! History is read in pages, never the whole answer at once, and each page
+//! is sent before the one after the prefetched one is read: a slow client
+//! slows its query down, and memory stays flat. A query for one key reads
+//! that key's events through the `(key, value)` index; any other query
+//! reads the log by position.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use axum::extract::ws::Message;
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::{
     protocol::{
-        ErrorCode, ErrorMessage, Query, QueryStart, Rebuild, RebuildComplete, ServerMessage,
+        ConsistencyValue, ErrorCode, ErrorMessage, EventRecord, Query, QueryStart, RebuildComplete,
+        ServerMessage,
     },
-    store::{self, events::Page},
+    store::{
+        self,
+        events::{KeyPage, Page},
+    },
 };
 
 const BATCH: i64 = 1000;
 
-pub async fn answer(pool: PgPool, head: i64, query: Query, frames: mpsc::Sender<Message>) {
-    let request_id = query.request_id.clone();
-    if let Err(error) = stream(&pool, head, &query, &frames).await {
-        tracing::warn!(%error, request_id, "a query failed");
-        let error = ErrorMessage {
-            request_id: Some(request_id),
-            code: ErrorCode::Unavailable,
-            message: "the bus could not read its log; the query ended early, ask again".into(),
-        };
-        let _ = frames
-            .send(Message::text(ServerMessage::Error(&error).to_json()))
-            .await;
+/// What a query may hold while it runs: its place among the connection's
+/// queries (given back when it ends) and among the bus's.
+pub struct QuerySlot {
+    per_connection: Arc<AtomicUsize>,
+    /// Held, never read: dropping it frees the bus-wide place.
+    _global: OwnedSemaphorePermit,
+}
+
+impl QuerySlot {
+    /// `per_connection` has already been counted up for this query.
+    pub fn new(per_connection: Arc<AtomicUsize>, global: OwnedSemaphorePermit) -> Self {
+        Self {
+            per_connection,
+            _global: global,
+        }
     }
 }
 
-async fn stream(
+impl Drop for QuerySlot {
+    fn drop(&mut self) {
+        self.per_connection.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Streams the answer to `frames`; `max_frame_bytes` bounds each batch.
+pub async fn answer(
+    pool: PgPool,
+    head: i64,
+    query: Query,
+    frames: mpsc::Sender<Message>,
+    max_frame_bytes: usize,
+    _slot: QuerySlot,
+) {
+    let request_id = query.request_id.clone();
+    let mut out = Batcher {
+        request_id: &query.request_id,
+        frames: &frames,
+        max_bytes: max_frame_bytes,
+        events: Vec::new(),
+        bytes: 0,
+        count: 0,
+        gone: false,
+    };
+    let streamed = match &query.key {
+        Some(key) => stream_key(&pool, head, &query, key, &mut out).await,
+        None => stream_log(&pool, head, &query, &mut out).await,
+    };
+    let last_position = match streamed {
+        Ok(last_position) => last_position,
+        Err(error) => {
+            tracing::warn!(%error, request_id, "a query failed");
+            let error = ErrorMessage {
+                request_id: Some(request_id),
+                code: ErrorCode::Unavailable,
+                message: "the bus could not read its log; the query ended early, ask again".into(),
+            };
+            let _ = frames
+                .send(Message::text(ServerMessage::Error(&error).to_json()))
+                .await;
+            return;
+        }
+    };
+    if !out.flush().await {
+        return;
+    }
+    let complete = RebuildComplete {
+        request_id: query.request_id.clone(),
+        count: out.count,
+        last_position,
+    };
+    let _ = frames
+        .send(Message::text(
+            ServerMessage::RebuildComplete(&complete).to_json(),
+        ))
+        .await;
+}
+
+/// A query over the log by position. Returns `last_position`: the head, or
+/// the last position sent when the limit cut the answer short (so that
+/// `after_position` pages on from it).
+async fn stream_log(
     pool: &PgPool,
     head: i64,
     query: &Query,
-    frames: &mpsc::Sender<Message>,
-) -> Result<(), store::StoreError> {
+    out: &mut Batcher<'_>,
+) -> Result<i64, store::StoreError> {
     let after = match query.start {
         QueryStart::AfterPosition(position) => position,
         QueryStart::Since(None) => 0,
@@ -50,19 +127,15 @@ async fn stream(
         }
     };
     let mut remaining = query.limit.unwrap_or(i64::MAX);
-    let mut count: u64 = 0;
-    // The last position sent, when a limit ends the answer before the head.
     let mut cut_at = None;
     let read = |after: i64, remaining: i64| {
         let pool = pool.clone();
         let types = query.event_types.clone();
-        let key = query.key.clone();
         async move {
             let page = Page {
                 after,
                 through: head,
                 types: &types,
-                key: key.as_deref(),
                 limit: remaining.min(BATCH),
             };
             store::events::read_page(&pool, &page).await
@@ -77,39 +150,123 @@ async fn stream(
             )))
         })??;
         remaining -= page.events.len() as i64;
-        count += page.events.len() as u64;
         if remaining == 0 && page.covered_through < head {
             cut_at = page.events.last().map(|event| event.position);
         }
         if remaining > 0 && page.covered_through < head {
             next = Some(tokio::spawn(read(page.covered_through, remaining)));
         }
-        if page.events.is_empty() {
-            continue;
-        }
-        let batch = Rebuild {
-            request_id: query.request_id.clone(),
-            events: page.events,
-        };
-        if frames
-            .send(Message::text(ServerMessage::Rebuild(&batch).to_json()))
-            .await
-            .is_err()
-        {
-            return Ok(()); // the client left
+        if !out.push_all(page.events).await {
+            return Ok(head); // the client left
         }
     }
-    let complete = RebuildComplete {
-        request_id: query.request_id.clone(),
-        count,
-        // Everything matching up to this is in the answer: the head, or
-        // where the limit cut it, so that `after_position` pages on from it.
-        last_position: cut_at.unwrap_or(head),
+    Ok(cut_at.unwrap_or(head))
+}
+
+/// A query for one key, read by the `(key, value)` index.
+async fn stream_key(
+    pool: &PgPool,
+    head: i64,
+    query: &Query,
+    key: &str,
+    out: &mut Batcher<'_>,
+) -> Result<i64, store::StoreError> {
+    let (mut after_value, since) = match query.start {
+        QueryStart::AfterPosition(position) => (
+            store::events::key_value_at(pool, key, position.min(head)).await?,
+            None,
+        ),
+        QueryStart::Since(since) => (-1, since),
     };
-    let _ = frames
-        .send(Message::text(
-            ServerMessage::RebuildComplete(&complete).to_json(),
-        ))
-        .await;
-    Ok(())
+    let mut remaining = query.limit.unwrap_or(i64::MAX);
+    while remaining > 0 {
+        let limit = remaining.min(BATCH);
+        let events = store::events::read_key_page(
+            pool,
+            &KeyPage {
+                key,
+                types: &query.event_types,
+                after_value,
+                since,
+                through: head,
+                limit,
+            },
+        )
+        .await?;
+        let read = events.len() as i64;
+        let last = events.last().map(|event| match event.consistency.value {
+            ConsistencyValue::Explicit(value) => (event.position, value),
+            ConsistencyValue::Implicit => unreachable!("stored events have values"),
+        });
+        remaining -= read;
+        if !out.push_all(events).await {
+            return Ok(head);
+        }
+        match last {
+            Some((position, value)) if read == limit => {
+                if remaining == 0 {
+                    return Ok(position);
+                }
+                after_value = value;
+            }
+            _ => break,
+        }
+    }
+    Ok(head)
+}
+
+/// Gathers events into `rebuild` frames of at most [`BATCH`] events and
+/// `max_bytes` bytes, each serialised once.
+struct Batcher<'a> {
+    request_id: &'a str,
+    frames: &'a mpsc::Sender<Message>,
+    max_bytes: usize,
+    events: Vec<String>,
+    bytes: usize,
+    count: u64,
+    /// The client left: nothing more is sent.
+    gone: bool,
+}
+
+/// The frame around the events: `{"message_type":"rebuild","request_id":…,"events":[…]}`.
+const FRAME_OVERHEAD: usize = 64;
+
+impl Batcher<'_> {
+    /// False when the client has left.
+    async fn push_all(&mut self, events: Vec<EventRecord>) -> bool {
+        for event in events {
+            let json = serde_json::to_string(&event).expect("events serialise");
+            let full = self.events.len() as i64 >= BATCH
+                || self.bytes + json.len() + 1 + FRAME_OVERHEAD + self.request_id.len()
+                    > self.max_bytes;
+            if full && !self.events.is_empty() && !self.flush().await {
+                return false;
+            }
+            self.bytes += json.len() + 1;
+            self.events.push(json);
+            self.count += 1;
+        }
+        !self.gone
+    }
+
+    /// Sends what is gathered; false when the client has left.
+    async fn flush(&mut self) -> bool {
+        if self.gone {
+            return false;
+        }
+        if self.events.is_empty() {
+            return true;
+        }
+        let request_id = serde_json::to_string(self.request_id).expect("a request id serialises");
+        let frame = format!(
+            "{{\"message_type\":\"rebuild\",\"request_id\":{request_id},\"events\":[{}]}}",
+            self.events.join(",")
+        );
+        self.events.clear();
+        self.bytes = 0;
+        if self.frames.send(Message::text(frame)).await.is_err() {
+            self.gone = true;
+        }
+        !self.gone
+    }
 }

@@ -4,39 +4,56 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::StoreError;
 use crate::protocol::{Consistency, ConsistencyValue, EventRecord, EventTypes};
 
-/// What the writer needs to know at start: where the log ends, the last
-/// value of every key, and the newest timestamp.
-pub struct LogState {
+/// Where the log ends: what the writer needs to know at start. Nothing
+/// here grows with the log: the values of keys are looked up by index when
+/// the writer meets a key it does not hold in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHead {
     pub head: i64,
     pub last_timestamp: Option<DateTime<Utc>>,
-    pub key_values: HashMap<String, i64>,
 }
 
-pub async fn load_state(pool: &PgPool) -> Result<LogState, StoreError> {
-    let (head, last_timestamp): (Option<i64>, Option<DateTime<Utc>>) = sqlx::query_as(
+pub async fn load_head(executor: impl PgExecutor<'_>) -> Result<LogHead, sqlx::Error> {
+    let newest: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
         "SELECT position, recorded_at FROM bus.events ORDER BY position DESC LIMIT 1",
     )
-    .fetch_optional(pool)
-    .await?
-    .map(|(position, at): (i64, DateTime<Utc>)| (Some(position), Some(at)))
-    .unwrap_or((None, None));
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT consistency_key, max(consistency_value) FROM bus.events GROUP BY consistency_key",
-    )
-    .fetch_all(pool)
+    .fetch_optional(executor)
     .await?;
-    Ok(LogState {
-        head: head.unwrap_or(0),
-        last_timestamp,
-        key_values: rows.into_iter().collect(),
+    Ok(LogHead {
+        head: newest.map_or(0, |(position, _)| position),
+        last_timestamp: newest.map(|(_, at)| at),
     })
 }
+
+/// The last value of each of `keys` that has an event (keys without one
+/// are absent). One probe of the `(key, value)` index per key, however long
+/// the log.
+pub async fn last_values(
+    executor: impl PgExecutor<'_>,
+    keys: &[&str],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(LAST_VALUES_SQL)
+        .bind(keys)
+        .fetch_all(executor)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+        .collect())
+}
+
+/// [`last_values`]' statement (`$1`: the keys), for checking its plan.
+pub const LAST_VALUES_SQL: &str = "SELECT k.key,
+        (SELECT e.consistency_value FROM bus.events e
+          WHERE e.consistency_key = k.key
+          ORDER BY e.consistency_value DESC LIMIT 1)
+   FROM unnest($1::text[]) AS k(key)";
 
 /// Appends `events` (positions and values already given) in one `COPY`:
 /// atomic like one INSERT, and about half the server's work per row of an
@@ -136,7 +153,6 @@ pub struct Page<'a> {
     /// Only positions at or below (the head when a query started).
     pub through: i64,
     pub types: &'a EventTypes,
-    pub key: Option<&'a str>,
     pub limit: i64,
 }
 
@@ -151,9 +167,9 @@ pub struct PageRead {
 
 /// How many positions one read examines at most. Bounding the range keeps
 /// each read's cost independent of how long the log is: without it, a
-/// filter the index cannot return in position order (several types, or a
-/// key) would make the database sort everything that matches after `after`
-/// for every page.
+/// filter the index cannot return in position order (several types) would
+/// make the database sort everything that matches after `after` for every
+/// page.
 const RANGE: i64 = 50_000;
 
 const COLUMNS: &str = "position, event_id, event_type, consistency_key, consistency_value, \
@@ -171,7 +187,10 @@ type EventRow = (
     String,
 );
 
-pub async fn read_page(pool: &PgPool, page: &Page<'_>) -> Result<PageRead, StoreError> {
+pub async fn read_page(
+    executor: impl PgExecutor<'_>,
+    page: &Page<'_>,
+) -> Result<PageRead, StoreError> {
     let upper = page.through.min(page.after.saturating_add(RANGE));
     let mut query = QueryBuilder::<Postgres>::new(format!(
         "SELECT {COLUMNS} FROM bus.events WHERE position > "
@@ -194,13 +213,10 @@ pub async fn read_page(pool: &PgPool, page: &Page<'_>) -> Result<PageRead, Store
                 .push(")");
         }
     }
-    if let Some(key) = page.key {
-        query.push(" AND consistency_key = ").push_bind(key);
-    }
     query
         .push(" ORDER BY position LIMIT ")
         .push_bind(page.limit);
-    let rows: Vec<EventRow> = query.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<EventRow> = query.build_query_as().fetch_all(executor).await?;
     let events = rows
         .into_iter()
         .map(into_record)
@@ -213,6 +229,84 @@ pub async fn read_page(pool: &PgPool, page: &Page<'_>) -> Result<PageRead, Store
         events,
         covered_through,
     })
+}
+
+/// A slice of one key's events, read by the `(key, value)` index: a key's
+/// values grow with its positions, so value order is position order.
+#[derive(Debug, Clone)]
+pub struct KeyPage<'a> {
+    pub key: &'a str,
+    pub types: &'a EventTypes,
+    /// Only values strictly greater (`-1`: from the key's first event).
+    pub after_value: i64,
+    /// Only events stored at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only positions at or below.
+    pub through: i64,
+    pub limit: i64,
+}
+
+/// The value of `key`'s last event at or below `position` (`-1`: none):
+/// where a key query that starts after a position starts by value. The
+/// index is read backwards from the key's newest event, so the cost is the
+/// number of the key's events after `position`, never the key's history.
+pub async fn key_value_at(
+    executor: impl PgExecutor<'_>,
+    key: &str,
+    position: i64,
+) -> Result<i64, StoreError> {
+    let value: Option<i64> = sqlx::query_scalar(KEY_VALUE_AT_SQL)
+        .bind(key)
+        .bind(position)
+        .fetch_optional(executor)
+        .await?;
+    Ok(value.unwrap_or(-1))
+}
+
+/// [`key_value_at`]'s statement (`$1`: the key, `$2`: the position), for
+/// checking its plan.
+pub const KEY_VALUE_AT_SQL: &str = "SELECT consistency_value FROM bus.events
+  WHERE consistency_key = $1 AND position <= $2
+  ORDER BY consistency_value DESC LIMIT 1";
+
+/// The next events of one key, in value (and so position) order. Events of
+/// other types are skipped by the read; they are the key's own, so few.
+pub async fn read_key_page(
+    executor: impl PgExecutor<'_>,
+    page: &KeyPage<'_>,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let rows: Vec<EventRow> = key_page_query("", page)
+        .build_query_as()
+        .fetch_all(executor)
+        .await?;
+    rows.into_iter().map(into_record).collect()
+}
+
+/// [`read_key_page`]'s statement after `prefix` (`EXPLAIN `, to check its plan).
+pub fn key_page_query<'a>(prefix: &str, page: &KeyPage<'a>) -> QueryBuilder<'a, Postgres> {
+    let mut query = QueryBuilder::<Postgres>::new(format!(
+        "{prefix}SELECT {COLUMNS} FROM bus.events WHERE consistency_key = "
+    ));
+    query
+        .push_bind(page.key)
+        .push(" AND consistency_value > ")
+        .push_bind(page.after_value)
+        .push(" AND position <= ")
+        .push_bind(page.through);
+    if let Some(since) = page.since {
+        query.push(" AND recorded_at >= ").push_bind(since);
+    }
+    if let EventTypes::Only(types) = page.types {
+        let types: Vec<String> = types.iter().cloned().collect();
+        query
+            .push(" AND event_type = ANY(")
+            .push_bind(types)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY consistency_value LIMIT ")
+        .push_bind(page.limit);
+    query
 }
 
 /// Events at the given positions (for replays and restart), in position order.

@@ -4,9 +4,11 @@
 //! catch-up and queries, and the look-ups staff reporting needs.
 //! [`subscriptions`] is the durable state of consume-mode delivery: which
 //! client types are owed which events, how far they have acknowledged, what
-//! failed and what is parked.
+//! failed and what is parked or blocked. [`parking`] is what staff see of
+//! parked events and decide about them.
 
 pub mod events;
+pub mod parking;
 pub mod subscriptions;
 
 use std::time::Duration;
@@ -35,9 +37,14 @@ pub enum StoreError {
     },
 }
 
+/// The connection settings in `url`.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    url.parse().map_err(StoreError::InvalidUrl)
+}
+
 /// Connects to `url` (creating the database when missing) and migrates it.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
-    let options: PgConnectOptions = url.parse().map_err(StoreError::InvalidUrl)?;
+    let options = connect_options(url)?;
     if !sqlx::Postgres::database_exists(url).await? {
         sqlx::Postgres::create_database(url).await?;
     }

@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::StoreError;
@@ -18,12 +17,16 @@ pub struct StoredSubscription {
     pub owed_after: HashMap<String, i64>,
     /// Acknowledged positions above `acked_through`.
     pub acked_above: HashSet<i64>,
-    /// Parked positions above `acked_through`.
-    pub parked_above: HashSet<i64>,
+    /// Parked and blocked positions above `acked_through`: never read
+    /// through the cursor again.
+    pub settled_above: HashSet<i64>,
+    /// Every parked event, by the key it blocks.
+    pub blocking: HashMap<String, i64>,
     /// Failed deliveries of events still owed.
     pub failures: HashMap<i64, u32>,
-    /// Parked events staff asked to deliver again.
-    pub replays: Vec<i64>,
+    /// Events to deliver outside the cursor (replayed and released ones),
+    /// with their keys, in position order.
+    pub replays: Vec<(i64, String)>,
 }
 
 /// Creates the subscription on a client type's first registration, and adds
@@ -86,11 +89,20 @@ pub async fn load(
     .bind(acked_through)
     .fetch_all(pool)
     .await?;
-    let parked_above: Vec<i64> = sqlx::query_scalar(
-        "SELECT position FROM bus.parked WHERE client_type = $1 AND position > $2",
+    let settled_above: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM bus.parked WHERE client_type = $1 AND position > $2
+         UNION ALL
+         SELECT position FROM bus.blocked WHERE client_type = $1 AND position > $2",
     )
     .bind(client_type)
     .bind(acked_through)
+    .fetch_all(pool)
+    .await?;
+    let blocking: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT e.consistency_key, min(p.position) FROM bus.parked p JOIN bus.events e USING (position)
+          WHERE p.client_type = $1 GROUP BY e.consistency_key",
+    )
+    .bind(client_type)
     .fetch_all(pool)
     .await?;
     let failures: Vec<(i64, i32)> = sqlx::query_as(
@@ -99,8 +111,9 @@ pub async fn load(
     .bind(client_type)
     .fetch_all(pool)
     .await?;
-    let replays: Vec<i64> = sqlx::query_scalar(
-        "SELECT position FROM bus.replays WHERE client_type = $1 ORDER BY position",
+    let replays: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT r.position, e.consistency_key FROM bus.replays r JOIN bus.events e USING (position)
+          WHERE r.client_type = $1 ORDER BY r.position",
     )
     .bind(client_type)
     .fetch_all(pool)
@@ -110,7 +123,8 @@ pub async fn load(
         acked_through,
         owed_after: owed_after.into_iter().collect(),
         acked_above: acked_above.into_iter().collect(),
-        parked_above: parked_above.into_iter().collect(),
+        settled_above: settled_above.into_iter().collect(),
+        blocking: blocking.into_iter().collect(),
         failures: failures
             .into_iter()
             .map(|(position, failures)| (position, failures.max(0) as u32))
@@ -148,7 +162,10 @@ pub struct Progress {
     pub failed: Vec<(i64, u32, String)>,
     /// `(position, deliveries, reason)`.
     pub parked: Vec<(i64, u32, String)>,
-    /// Replayed events that are now acknowledged.
+    /// `(position, parked position)`: held behind a parked event.
+    pub blocked: Vec<(i64, i64)>,
+    /// Replayed or released events no longer to deliver outside the cursor
+    /// (acknowledged, parked, or blocked again).
     pub replays_done: Vec<i64>,
 }
 
@@ -157,6 +174,7 @@ impl Progress {
         self.acked.is_empty()
             && self.failed.is_empty()
             && self.parked.is_empty()
+            && self.blocked.is_empty()
             && self.replays_done.is_empty()
     }
 }
@@ -240,6 +258,19 @@ pub async fn save_progress(
         .execute(&mut *transaction)
         .await?;
     }
+    if !progress.blocked.is_empty() {
+        let (positions, parked): (Vec<i64>, Vec<i64>) = progress.blocked.iter().copied().unzip();
+        sqlx::query(
+            "INSERT INTO bus.blocked (client_type, position, parked_position)
+             SELECT $1, * FROM unnest($2::bigint[], $3::bigint[])
+             ON CONFLICT (client_type, position) DO UPDATE SET parked_position = excluded.parked_position",
+        )
+        .bind(client_type)
+        .bind(&positions)
+        .bind(&parked)
+        .execute(&mut *transaction)
+        .await?;
+    }
     if !progress.replays_done.is_empty() {
         sqlx::query("DELETE FROM bus.replays WHERE client_type = $1 AND position = ANY($2)")
             .bind(client_type)
@@ -261,102 +292,20 @@ fn split3(rows: &[(i64, u32, String)]) -> (Vec<i64>, Vec<i32>, Vec<&str>) {
     (positions, counts, reasons)
 }
 
-/// A parked event, for staff.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ParkedEvent {
-    pub client_type: String,
-    pub position: i64,
-    pub event_type: String,
-    pub consistency_key: String,
-    pub deliveries: i32,
-    pub reason: String,
-    pub parked_at: DateTime<Utc>,
-}
-
-pub async fn list_parked(
-    pool: &PgPool,
-    client_type: Option<&str>,
-) -> Result<Vec<ParkedEvent>, StoreError> {
-    type Row = (String, i64, String, String, i32, String, DateTime<Utc>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT p.client_type, p.position, e.event_type, e.consistency_key, p.deliveries, p.reason, p.parked_at
-           FROM bus.parked p JOIN bus.events e USING (position)
-          WHERE $1::text IS NULL OR p.client_type = $1
-          ORDER BY p.parked_at, p.position",
-    )
-    .bind(client_type)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                client_type,
-                position,
-                event_type,
-                consistency_key,
-                deliveries,
-                reason,
-                parked_at,
-            )| {
-                ParkedEvent {
-                    client_type,
-                    position,
-                    event_type,
-                    consistency_key,
-                    deliveries,
-                    reason,
-                    parked_at,
-                }
-            },
-        )
-        .collect())
-}
-
-/// Moves a parked event to the replays. False when it is not parked.
-pub async fn request_replay(
-    pool: &PgPool,
-    client_type: &str,
-    position: i64,
-) -> Result<bool, StoreError> {
-    let mut transaction = pool.begin().await?;
-    let removed = sqlx::query("DELETE FROM bus.parked WHERE client_type = $1 AND position = $2")
-        .bind(client_type)
-        .bind(position)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-    if removed == 0 {
-        return Ok(false);
-    }
-    sqlx::query(
-        "INSERT INTO bus.replays (client_type, position) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(client_type)
-    .bind(position)
-    .execute(&mut *transaction)
-    .await?;
-    sqlx::query("DELETE FROM bus.delivery_failures WHERE client_type = $1 AND position = $2")
-        .bind(client_type)
-        .bind(position)
-        .execute(&mut *transaction)
-        .await?;
-    transaction.commit().await?;
-    Ok(true)
-}
-
 /// How far behind each client type is, for staff and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SubscriptionLag {
     pub client_type: String,
     pub acked_through: i64,
-    /// Owed events not yet acknowledged (nor parked).
+    /// Owed events not yet acknowledged (nor parked, nor blocked).
     pub unacknowledged: i64,
     pub parked: i64,
+    /// Events held behind parked ones.
+    pub blocked: i64,
 }
 
 pub async fn lag(pool: &PgPool) -> Result<Vec<SubscriptionLag>, StoreError> {
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT s.client_type, s.acked_through,
                 (SELECT count(*) FROM bus.events e
                   WHERE e.position > s.acked_through
@@ -367,8 +316,11 @@ pub async fn lag(pool: &PgPool) -> Result<Vec<SubscriptionLag>, StoreError> {
                     AND NOT EXISTS (SELECT 1 FROM bus.acks a
                                      WHERE a.client_type = s.client_type AND a.position = e.position)
                     AND NOT EXISTS (SELECT 1 FROM bus.parked p
-                                     WHERE p.client_type = s.client_type AND p.position = e.position)),
-                (SELECT count(*) FROM bus.parked p WHERE p.client_type = s.client_type)
+                                     WHERE p.client_type = s.client_type AND p.position = e.position)
+                    AND NOT EXISTS (SELECT 1 FROM bus.blocked b
+                                     WHERE b.client_type = s.client_type AND b.position = e.position)),
+                (SELECT count(*) FROM bus.parked p WHERE p.client_type = s.client_type),
+                (SELECT count(*) FROM bus.blocked b WHERE b.client_type = s.client_type)
            FROM bus.subscriptions s ORDER BY s.client_type",
     )
     .fetch_all(pool)
@@ -376,11 +328,12 @@ pub async fn lag(pool: &PgPool) -> Result<Vec<SubscriptionLag>, StoreError> {
     Ok(rows
         .into_iter()
         .map(
-            |(client_type, acked_through, unacknowledged, parked)| SubscriptionLag {
+            |(client_type, acked_through, unacknowledged, parked, blocked)| SubscriptionLag {
                 client_type,
                 acked_through,
                 unacknowledged,
                 parked,
+                blocked,
             },
         )
         .collect())

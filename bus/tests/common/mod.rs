@@ -23,6 +23,10 @@ use tokio_tungstenite::{
 /// How long a test waits for a frame that should come promptly.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+/// The development token every test bus accepts unless a test gives its
+/// own credentials: it may do everything.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 pub use testkit::{TestDb, eventually};
 
 /// A plain HTTP request to the bus: `(status, body)`.
@@ -32,13 +36,33 @@ pub async fn http(
     path: &str,
     token: Option<&str>,
 ) -> (u16, String) {
+    http_json(bus, method, path, token, None).await
+}
+
+/// An HTTP request with a JSON body: `(status, body)`.
+pub async fn http_json(
+    bus: &BusProcess,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(&bus.address).await.expect("connect");
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let body = body.map(|body| body.to_string());
+    let content = match &body {
+        Some(body) => format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ),
+        None => "Content-Length: 0\r\n".to_owned(),
+    };
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: bus\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: bus\r\n{auth}{content}Connection: close\r\n\r\n{}",
+        body.unwrap_or_default()
     );
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut response = String::new();
@@ -65,12 +89,37 @@ pub struct BusProcess {
 
 impl BusProcess {
     /// Starts `bus` on `db` with extra flags (`--ack-timeout-ms 500`, …).
+    /// Unless they give credentials of their own, it accepts [`ADMIN_TOKEN`].
     pub fn start(db: &TestDb, args: &[&str]) -> Self {
-        Self::spawn(
-            &db.url,
-            args.iter().map(|a| (*a).to_owned()).collect(),
-            "127.0.0.1:0",
-        )
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let own_access = args
+            .iter()
+            .any(|a| matches!(a.as_str(), "--token" | "--credentials" | "--insecure"));
+        if !own_access {
+            args.extend(["--token".to_owned(), ADMIN_TOKEN.to_owned()]);
+        }
+        Self::spawn(&db.url, args, "127.0.0.1:0")
+    }
+
+    /// Starts `bus` and returns its first line of output when it does not
+    /// start (for tests of refusing to start).
+    pub fn refuses_to_start(db: &TestDb, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_bus"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("BUS_LISTEN", "127.0.0.1:0")
+            .env_remove("BUS_TOKEN")
+            .env_remove("BUS_CREDENTIALS")
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("run the bus");
+        assert!(!output.status.success(), "the bus started");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// The pid of the bus process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn spawn(database_url: &str, args: Vec<String>, listen: &str) -> Self {
@@ -79,6 +128,7 @@ impl BusProcess {
             .env("DATABASE_URL", database_url)
             .env("BUS_LISTEN", listen)
             .env_remove("BUS_TOKEN")
+            .env_remove("BUS_CREDENTIALS")
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -151,8 +201,11 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// Connects with [`ADMIN_TOKEN`].
     pub async fn connect(bus: &BusProcess) -> Self {
-        Self::connect_with_token(bus, None).await.expect("connect")
+        Self::connect_with_token(bus, Some(ADMIN_TOKEN))
+            .await
+            .expect("connect")
     }
 
     pub async fn connect_with_token(

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context, bail, ensure};
 use bus::{
-    client::{BusClient, ClientConfig, Publish, QueryFrom, QueryItem, QuerySpec},
+    client::{BusClient, Publish, QueryFrom, QueryItem, QuerySpec},
     protocol::{ConsistencyValue, Mode, ReceiptStatus},
 };
 use futures_util::{StreamExt, stream::FuturesUnordered};
@@ -52,7 +52,7 @@ pub async fn appends(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for publisher in 0..publishers {
-        let (client, _) = BusClient::connect(ClientConfig::new(url)).await?;
+        let (client, _) = BusClient::connect(crate::client_config(url)).await?;
         let window = options.window;
         tasks.push(tokio::spawn(async move {
             // Keys of its own: it always knows their values. Messages are
@@ -123,9 +123,9 @@ pub async fn latency(url: &str, options: &Options) -> anyhow::Result<Latencies> 
     let epoch = Instant::now();
     let total = 2000 * options.p2_seconds as usize;
     let (consumer, mut events) =
-        BusClient::connect(ClientConfig::new(url).register("bench-p2", &["P2"], Mode::Consume))
+        BusClient::connect(crate::client_config(url).register("bench-p2", &["P2"], Mode::Consume))
             .await?;
-    let (publisher, _) = BusClient::connect(ClientConfig::new(url)).await?;
+    let (publisher, _) = BusClient::connect(crate::client_config(url)).await?;
 
     let receiving = tokio::spawn(async move {
         let mut histogram = stats::histogram();
@@ -197,7 +197,7 @@ pub async fn consume(url: &str, instances: usize, options: &Options) -> anyhow::
     let client_type = format!("bench-p3-{instances}");
     let event_type = format!("P3x{instances}");
     // The subscription exists from its first registration; then the backlog.
-    let (first, _) = BusClient::connect(ClientConfig::new(url).register(
+    let (first, _) = BusClient::connect(crate::client_config(url).register(
         &client_type,
         &[&event_type],
         Mode::Consume,
@@ -218,7 +218,7 @@ pub async fn consume(url: &str, instances: usize, options: &Options) -> anyhow::
     let share = options.p3_events;
     let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for _ in 0..instances {
-        let (client, mut events) = BusClient::connect(ClientConfig::new(url).register(
+        let (client, mut events) = BusClient::connect(crate::client_config(url).register(
             &client_type,
             &[&event_type],
             Mode::Consume,
@@ -280,7 +280,7 @@ async fn fill(
     let publishers = 8;
     let mut tasks = Vec::new();
     for publisher in 0..publishers {
-        let (client, _) = BusClient::connect(ClientConfig::new(url)).await?;
+        let (client, _) = BusClient::connect(crate::client_config(url)).await?;
         let event_type = event_type.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut in_flight = FuturesUnordered::new();
@@ -324,7 +324,7 @@ pub struct Rebuilt {
 /// to one client; both processes' peak memory is measured during it.
 pub async fn rebuild(database_url: &str, options: &Options) -> anyhow::Result<Rebuilt> {
     let bus = BusUnderTest::start(database_url)?;
-    let (client, _) = BusClient::connect(ClientConfig::new(&bus.url)).await?;
+    let (client, _) = BusClient::connect(crate::client_config(&bus.url)).await?;
     let stored = count_events(&client).await?;
     if stored < options.p4_events as u64 {
         fill(
@@ -339,7 +339,7 @@ pub async fn rebuild(database_url: &str, options: &Options) -> anyhow::Result<Re
     drop(bus);
 
     let bus = BusUnderTest::start(database_url)?;
-    let (client, _) = BusClient::connect(ClientConfig::new(&bus.url)).await?;
+    let (client, _) = BusClient::connect(crate::client_config(&bus.url)).await?;
     let me = std::process::id();
     stats::reset_peak_rss(bus.pid());
     stats::reset_peak_rss(me);

@@ -58,6 +58,13 @@ impl Options {
 }
 
 pub const KEYS: usize = 10_000;
+/// The bus under test accepts this development token (it lives as long as the run).
+const TOKEN: &str = "bus-bench-token";
+
+/// How the benchmark's clients reach the bus under test.
+pub fn client_config(url: &str) -> bus::client::ClientConfig {
+    bus::client::ClientConfig::new(url).token(TOKEN)
+}
 pub const PAYLOAD_BYTES: usize = 200;
 
 /// The bus under test, a process of its own so that its memory is its own.
@@ -72,6 +79,7 @@ impl BusUnderTest {
         let mut child = Command::new(&binary)
             .env("DATABASE_URL", database_url)
             .env("BUS_LISTEN", "127.0.0.1:0")
+            .env("BUS_TOKEN", TOKEN)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .spawn()

@@ -40,17 +40,41 @@ pub struct KeyState {
     /// An instance joined while an event of this key was in flight: the key
     /// may move once that event is acknowledged.
     pub may_move: bool,
+    /// Reads of released (replayed) events of this key still under way:
+    /// nothing of the key is delivered until they are held, in order.
+    pub awaiting: usize,
 }
 
 impl KeyState {
     /// Ready for its next delivery: something held, nothing in flight, not
-    /// backing off.
+    /// backing off, nothing released still being read.
     pub fn is_ready(&self) -> bool {
-        !self.queue.is_empty() && self.in_flight.is_none() && self.not_before.is_none()
+        !self.queue.is_empty()
+            && self.in_flight.is_none()
+            && self.not_before.is_none()
+            && self.awaiting == 0
     }
 
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.in_flight.is_none()
+        self.queue.is_empty() && self.in_flight.is_none() && self.awaiting == 0
+    }
+
+    /// Holds `held` in position order. Nothing goes before an event in
+    /// flight: a released event is older than the key's new ones, and is
+    /// read while the key delivers nothing.
+    pub fn insert(&mut self, held: Held) {
+        let position = held.event.position;
+        let after = self
+            .queue
+            .iter()
+            .rposition(|other| other.event.position < position)
+            .map_or(0, |index| index + 1);
+        let after = if self.in_flight.is_some() {
+            after.max(1)
+        } else {
+            after
+        };
+        self.queue.insert(after, held);
     }
 }
 

@@ -19,7 +19,7 @@ pub use keys::InstanceId;
 use super::{config::DeliveryConfig, writer::WriterHandle};
 use crate::{
     protocol::EventTypes,
-    store::{self, StoreError},
+    store::{self, StoreError, parking::DecisionRecord},
 };
 
 /// Every subscription of this bus.
@@ -89,17 +89,41 @@ impl Subscriptions {
         Ok(Membership { instance, commands })
     }
 
-    /// Delivers a parked event again. False when it is not parked.
-    pub async fn replay(&self, client_type: &str, position: i64) -> Result<bool, StoreError> {
+    /// Applies a staff decision on a parked event: replay it, or skip it;
+    /// either way the events held behind it are delivered after. The
+    /// number of held events released, `None` when that event is not
+    /// parked for `client_type`.
+    pub async fn decide(
+        &self,
+        client_type: &str,
+        position: i64,
+        record: DecisionRecord,
+    ) -> Result<Option<usize>, StoreError> {
         let actors = self.actors.lock().await;
-        if !store::subscriptions::request_replay(&self.pool, client_type, position).await? {
-            return Ok(false);
+        if let Some(commands) = actors.get(client_type).filter(|c| !c.is_closed()) {
+            let (reply, answer) = oneshot::channel();
+            if commands
+                .send(Command::Decide {
+                    position,
+                    record: record.clone(),
+                    reply,
+                })
+                .is_ok()
+                && let Ok(answer) = answer.await
+            {
+                return answer;
+            }
         }
-        // Without a running actor, the replay waits in the store for it.
-        if let Some(commands) = actors.get(client_type) {
-            let _ = commands.send(Command::Replay { position });
-        }
-        Ok(true)
+        // No subscription runs here: the decision waits in the store, and
+        // the subscription delivers what it released when it starts.
+        let released = store::parking::decide(&self.pool, client_type, position, &record).await?;
+        Ok(released.map(|released| {
+            released
+                .positions
+                .iter()
+                .filter(|&&p| p != position)
+                .count()
+        }))
     }
 
     /// Saves every subscription's progress and stops them.

@@ -2,45 +2,67 @@
 //! it, and it commits them in groups.
 //!
 //! Requests that arrive while a commit is in flight wait in the channel and
-//! are taken together as the next group: one INSERT and one fsync for many
-//! messages. Consistency values live in memory (loaded at start) and are
-//! checked without a database round trip; the receipts are sent only after
-//! the group's commit, and the committed events go to delivery from memory.
+//! are taken together as the next group: one `COPY` and one fsync for many
+//! messages. The writer has a database connection of its own, so a busy
+//! query or subscription pool never holds up a commit. Consistency values
+//! come from a bounded cache (`key_values`), and keys it does not hold are
+//! looked up by index, one round trip per group. Receipts are sent only
+//! after the group's commit, and the committed events go to delivery from
+//! memory.
+//!
+//! When the database fails during a group, the writer cannot tell whether
+//! the commit happened: every request of the group is answered `unknown`,
+//! the connection is dropped, and before the next group the writer reads
+//! the log's head again (delivering what was stored after all) and forgets
+//! its cached values.
+
+mod key_values;
+mod plan;
+pub(crate) mod receipts;
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::{
-        Arc, RwLock,
+        Arc,
         atomic::{AtomicI64, Ordering},
     },
     time::Duration,
 };
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use sqlx::PgPool;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgConnectOptions};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
-mod receipts;
-
-use receipts::{duplicate_receipt, inconsistent_receipt, success_receipt, unavailable};
+pub use key_values::DEFAULT_CAPACITY as DEFAULT_KEY_CACHE;
+use key_values::KeyValues;
+use plan::{Knowledge, Plan, Planned, plan};
+use receipts::{success_receipt, unknown};
 
 use crate::{
-    protocol::{Consistency, ConsistencyValue, EventRecord, NewEvent, Receipt},
+    protocol::{ErrorCode, EventRecord, EventTypes, NewEvent, Receipt},
     store::{
         self,
-        events::{LogState, StoredId},
+        events::{LogHead, StoredId},
     },
 };
 
 /// The most events one group commits.
 const MAX_GROUP_EVENTS: usize = 10_000;
+/// Bytes of `new` messages waiting for the writer, over all connections:
+/// past this, connections wait before they hand the writer more.
+const MAX_INTAKE_BYTES: usize = 64 * 1024 * 1024;
+/// How long connecting to the database may take before a group is
+/// answered `unknown`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A `new` message on its way to the log.
 pub struct AppendRequest {
     pub request_id: String,
     pub events: Vec<NewEvent>,
     pub reply: oneshot::Sender<Receipt>,
+    /// Its share of the writer's intake, given back once it is answered.
+    pub intake: OwnedSemaphorePermit,
 }
 
 /// Events committed together, in position order: `first..=last`.
@@ -54,17 +76,25 @@ pub struct CommittedBatch {
 /// What the rest of the bus sees of the writer.
 #[derive(Clone)]
 pub struct WriterHandle {
-    requests: mpsc::Sender<AppendRequest>,
+    requests: mpsc::UnboundedSender<AppendRequest>,
+    intake: Arc<Semaphore>,
     head: Arc<AtomicI64>,
-    key_values: Arc<RwLock<HashMap<String, i64>>>,
+    key_values: Arc<KeyValues>,
+    pool: PgPool,
     committed: broadcast::Sender<Arc<CommittedBatch>>,
 }
 
 impl WriterHandle {
+    /// Waits for room in the writer's intake for a message of `bytes`.
+    pub async fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let permits = bytes.clamp(1, MAX_INTAKE_BYTES) as u32;
+        self.intake.clone().acquire_many_owned(permits).await.ok()
+    }
+
     /// Queues a message; the receipt comes on `reply`. Errs when the writer
     /// has stopped (the bus is shutting down).
-    pub async fn append(&self, request: AppendRequest) -> Result<(), AppendRequest> {
-        self.requests.send(request).await.map_err(|error| error.0)
+    pub fn append(&self, request: AppendRequest) -> Result<(), AppendRequest> {
+        self.requests.send(request).map_err(|error| error.0)
     }
 
     /// The position of the newest committed event (0 when none).
@@ -72,13 +102,23 @@ impl WriterHandle {
         self.head.load(Ordering::Acquire)
     }
 
-    /// The last committed value of each key (`None`: no event yet).
-    pub fn values(&self, keys: &[String]) -> Vec<Option<i64>> {
-        let values = self
-            .key_values
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
-        keys.iter().map(|key| values.get(key).copied()).collect()
+    /// The last committed value of each key (`None`: no event yet): from
+    /// the writer's cache, or from the log's index.
+    pub async fn values(&self, keys: &[String]) -> Result<Vec<Option<i64>>, sqlx::Error> {
+        let peeked = self.key_values.peek(keys.iter().map(String::as_str));
+        let mut known = peeked.known;
+        if !peeked.missing.is_empty() {
+            let missing: Vec<&str> = peeked.missing.iter().map(String::as_str).collect();
+            let found = store::events::last_values(&self.pool, &missing).await?;
+            for key in peeked.missing {
+                let value = found.get(&key).copied();
+                known.insert(key, value);
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| known.get(key).copied().flatten())
+            .collect())
     }
 
     /// Every batch committed from now on.
@@ -87,54 +127,55 @@ impl WriterHandle {
     }
 }
 
-/// Starts the writer from the log's state. It stops when every handle is
-/// dropped, after committing what it holds.
-pub fn spawn(pool: PgPool, state: LogState) -> (WriterHandle, tokio::task::JoinHandle<()>) {
-    let (requests, receiver) = mpsc::channel(16_384);
+/// Starts the writer on a connection of its own. It stops when every
+/// handle is dropped, after committing what it holds.
+pub async fn spawn(
+    options: PgConnectOptions,
+    pool: PgPool,
+    key_cache: usize,
+) -> Result<(WriterHandle, tokio::task::JoinHandle<()>), sqlx::Error> {
+    let options = options.application_name("bus-writer");
+    let mut connection = PgConnection::connect_with(&options).await?;
+    let head = store::events::load_head(&mut connection).await?;
+    tracing::info!(head = head.head, "the log ends here");
+    let (requests, receiver) = mpsc::unbounded_channel();
     let (committed, _) = broadcast::channel(4096);
-    let head = Arc::new(AtomicI64::new(state.head));
-    let key_values = Arc::new(RwLock::new(state.key_values));
+    let head_position = Arc::new(AtomicI64::new(head.head));
+    let key_values = Arc::new(KeyValues::new(key_cache));
     let writer = Writer {
-        pool,
+        options,
+        connection: Some(connection),
         receiver,
-        head: head.clone(),
+        head: head_position.clone(),
         key_values: key_values.clone(),
         committed: committed.clone(),
-        last_timestamp: state.last_timestamp,
+        last_timestamp: head.last_timestamp,
         needs_reload: false,
     };
     let task = tokio::spawn(writer.run());
-    (
-        WriterHandle {
-            requests,
-            head,
-            key_values,
-            committed,
-        },
-        task,
-    )
+    let handle = WriterHandle {
+        requests,
+        intake: Arc::new(Semaphore::new(MAX_INTAKE_BYTES)),
+        head: head_position,
+        key_values,
+        pool,
+        committed,
+    };
+    Ok((handle, task))
 }
 
 struct Writer {
-    pool: PgPool,
-    receiver: mpsc::Receiver<AppendRequest>,
+    options: PgConnectOptions,
+    /// `None` after a failure: reconnected before the next group.
+    connection: Option<PgConnection>,
+    receiver: mpsc::UnboundedReceiver<AppendRequest>,
     head: Arc<AtomicI64>,
-    key_values: Arc<RwLock<HashMap<String, i64>>>,
+    key_values: Arc<KeyValues>,
     committed: broadcast::Sender<Arc<CommittedBatch>>,
     last_timestamp: Option<DateTime<Utc>>,
-    /// After a failure whose outcome is unknown, the state is reloaded from
-    /// the database before the next group.
+    /// After a failure whose outcome is unknown, the head is read again
+    /// before the next group.
     needs_reload: bool,
-}
-
-/// What becomes of one request in a group.
-enum Plan {
-    /// Stored at `records[range]`.
-    Accepted(std::ops::Range<usize>),
-    /// Answered without storing anything.
-    Answered(Receipt),
-    /// A stale value, but the message may be a resend: look its ids up.
-    MaybeDuplicate,
 }
 
 impl Writer {
@@ -160,7 +201,22 @@ impl Writer {
             }
             self.commit_group(group, &mut deferred).await;
         }
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.close().await;
+        }
         tracing::info!("writer stopped");
+    }
+
+    /// The writer's connection, opened again after a failure.
+    async fn connection(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        if self.connection.is_none() {
+            let connecting = PgConnection::connect_with(&self.options);
+            let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("connected above"))
     }
 
     async fn commit_group(
@@ -168,12 +224,11 @@ impl Writer {
         group: Vec<AppendRequest>,
         deferred: &mut VecDeque<AppendRequest>,
     ) {
-        if self.needs_reload && !self.reload().await {
-            for request in group {
-                let receipt = unavailable(&request);
-                let _ = request.reply.send(receipt);
-            }
-            return;
+        if self.needs_reload
+            && let Err(error) = self.reload().await
+        {
+            tracing::warn!(%error, "the database is still unavailable");
+            return self.answer_unknown(group);
         }
         // A message whose event id is already in this group is a resend of a
         // message not yet committed: it waits for the next group, where it
@@ -190,15 +245,28 @@ impl Writer {
             }
         }
 
+        let before = match self.values_before(&requests).await {
+            Ok(before) => before,
+            Err(error) => return self.fail(requests, error),
+        };
         // Ids looked up in the log, and those of them found stored.
         let mut checked: HashSet<Uuid> = HashSet::new();
-        let mut known: HashMap<Uuid, StoredId> = HashMap::new();
+        let mut stored: HashMap<Uuid, StoredId> = HashMap::new();
         let timestamp = self.next_timestamp();
         loop {
-            let (plans, records, values) = self.plan(&requests, &known, &checked, timestamp);
+            let planned = plan(
+                &requests,
+                &Knowledge {
+                    before: &before,
+                    stored: &stored,
+                    checked: &checked,
+                    head: self.head.load(Ordering::Acquire),
+                    timestamp,
+                },
+            );
             let to_check: Vec<Uuid> = requests
                 .iter()
-                .zip(&plans)
+                .zip(&planned.plans)
                 .filter(|(_, plan)| matches!(plan, Plan::MaybeDuplicate))
                 .flat_map(|(request, _)| request.events.iter().filter_map(|e| e.event_id))
                 .collect();
@@ -206,18 +274,15 @@ impl Writer {
                 match self.find_ids(&to_check).await {
                     Ok(found) => {
                         checked.extend(to_check);
-                        known.extend(found);
+                        stored.extend(found);
                         continue;
                     }
                     Err(error) => return self.fail(requests, error),
                 }
             }
 
-            match self.insert(&records).await {
-                Ok(()) => {
-                    self.publish(requests, plans, records, values);
-                    return;
-                }
+            match self.insert(&planned.records).await {
+                Ok(()) => return self.publish(requests, planned),
                 Err(error) if is_event_id_conflict(&error) => {
                     // A resend of a message stored earlier: find which, and
                     // plan the group again without them.
@@ -229,7 +294,7 @@ impl Writer {
                     match self.find_ids(&ids).await {
                         Ok(found) if !found.is_empty() => {
                             checked.extend(ids);
-                            known.extend(found);
+                            stored.extend(found);
                         }
                         Ok(_) => return self.fail(requests, error),
                         Err(error) => return self.fail(requests, error),
@@ -240,122 +305,56 @@ impl Writer {
         }
     }
 
-    /// Decides each request against the committed values and the ones
-    /// earlier requests of the group take.
-    fn plan(
-        &self,
+    /// Each key's value before the group: cached, or read from the index.
+    async fn values_before(
+        &mut self,
         requests: &[AppendRequest],
-        known: &HashMap<Uuid, StoredId>,
-        checked: &HashSet<Uuid>,
-        timestamp: DateTime<Utc>,
-    ) -> (Vec<Plan>, Vec<EventRecord>, HashMap<String, i64>) {
-        let committed = self
-            .key_values
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let mut group_values: HashMap<String, i64> = HashMap::new();
-        let mut records: Vec<EventRecord> = Vec::new();
-        let mut plans = Vec::with_capacity(requests.len());
-        let mut position = self.head.load(Ordering::Acquire);
-
-        for request in requests {
-            if let Some(receipt) = duplicate_receipt(request, known) {
-                plans.push(Plan::Answered(receipt));
-                continue;
-            }
-            let current = |key: &str, own: &HashMap<&str, i64>| {
-                own.get(key)
-                    .or_else(|| group_values.get(key))
-                    .or_else(|| committed.get(key))
-                    .copied()
-            };
-            let mut own: HashMap<&str, i64> = HashMap::new();
-            let mut assigned = Vec::with_capacity(request.events.len());
-            let mut stale = false;
-            for event in &request.events {
-                let key = event.consistency.key.as_str();
-                let next = current(key, &own).map_or(0, |value| value + 1);
-                let value = match event.consistency.value {
-                    ConsistencyValue::Explicit(value) if value != next => {
-                        stale = true;
-                        value
-                    }
-                    _ => next,
-                };
-                own.insert(key, value);
-                assigned.push(value);
-            }
-            if stale {
-                let unchecked = request
-                    .events
-                    .iter()
-                    .filter_map(|e| e.event_id)
-                    .any(|id| !checked.contains(&id));
-                if unchecked {
-                    plans.push(Plan::MaybeDuplicate);
-                } else {
-                    let mut before: HashMap<&str, Option<i64>> = HashMap::new();
-                    for event in &request.events {
-                        let key = event.consistency.key.as_str();
-                        before
-                            .entry(key)
-                            .or_insert_with(|| current(key, &HashMap::new()));
-                    }
-                    plans.push(Plan::Answered(inconsistent_receipt(request, &before)));
-                }
-                continue;
-            }
-            let start = records.len();
-            for (event, value) in request.events.iter().zip(assigned) {
-                position += 1;
-                records.push(EventRecord {
-                    position,
-                    event_id: event.event_id.unwrap_or_else(Uuid::now_v7),
-                    event_type: event.event_type.clone(),
-                    consistency: Consistency {
-                        key: event.consistency.key.clone(),
-                        value: ConsistencyValue::Explicit(value),
-                    },
-                    correlation_id: event.correlation_id.unwrap_or_else(Uuid::now_v7),
-                    causation_id: event.causation_id,
-                    timestamp,
-                    data: event.data.clone(),
-                });
-            }
-            for (key, value) in own {
-                group_values.insert(key.to_owned(), value);
-            }
-            plans.push(Plan::Accepted(start..records.len()));
+    ) -> Result<HashMap<String, Option<i64>>, sqlx::Error> {
+        let keys = requests
+            .iter()
+            .flat_map(|request| request.events.iter().map(|e| e.consistency.key.as_str()));
+        let peeked = self.key_values.get(keys);
+        let mut before = peeked.known;
+        if peeked.missing.is_empty() {
+            return Ok(before);
         }
-        (plans, records, group_values)
+        let missing: Vec<&str> = peeked.missing.iter().map(String::as_str).collect();
+        let found = store::events::last_values(self.connection().await?, &missing).await?;
+        let looked_up: Vec<(String, Option<i64>)> = peeked
+            .missing
+            .into_iter()
+            .map(|key| {
+                let value = found.get(&key).copied();
+                (key, value)
+            })
+            .collect();
+        // Nothing of this writer's is in flight: these are the current values.
+        self.key_values.put(looked_up.iter().cloned());
+        before.extend(looked_up);
+        Ok(before)
     }
 
-    async fn insert(&self, records: &[EventRecord]) -> Result<(), sqlx::Error> {
+    async fn insert(&mut self, records: &[EventRecord]) -> Result<(), sqlx::Error> {
         if records.is_empty() {
             return Ok(());
         }
-        let mut connection = self.pool.acquire().await?;
-        store::events::append(&mut connection, records).await
+        store::events::append(self.connection().await?, records).await
     }
 
-    async fn find_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredId>, sqlx::Error> {
-        let mut connection = self.pool.acquire().await?;
-        store::events::find_ids(&mut connection, ids).await
+    async fn find_ids(&mut self, ids: &[Uuid]) -> Result<HashMap<Uuid, StoredId>, sqlx::Error> {
+        store::events::find_ids(self.connection().await?, ids).await
     }
 
     /// After the commit: the new state, the receipts, then delivery.
-    fn publish(
-        &mut self,
-        requests: Vec<AppendRequest>,
-        plans: Vec<Plan>,
-        records: Vec<EventRecord>,
-        values: HashMap<String, i64>,
-    ) {
+    fn publish(&mut self, requests: Vec<AppendRequest>, planned: Planned) {
+        let Planned {
+            plans,
+            records,
+            values,
+        } = planned;
         if let Some(last) = records.last() {
             self.key_values
-                .write()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .extend(values);
+                .put(values.into_iter().map(|(key, value)| (key, Some(value))));
             self.head.store(last.position, Ordering::Release);
             self.last_timestamp = Some(last.timestamp);
             metrics::counter!("bus_events_appended_total").increment(records.len() as u64);
@@ -366,7 +365,7 @@ impl Writer {
                 Plan::Accepted(range) => success_receipt(&request.request_id, &records[range]),
                 Plan::Answered(receipt) => receipt,
                 // Every such plan was looked up and decided before the insert.
-                Plan::MaybeDuplicate => unavailable(&request),
+                Plan::MaybeDuplicate => unknown(&request.request_id, ErrorCode::Unavailable),
             };
             let _ = request.reply.send(receipt);
         }
@@ -381,62 +380,59 @@ impl Writer {
         }
     }
 
+    /// The database failed while the group was with the writer: whether
+    /// anything was stored is unknown, so every answer says so.
     fn fail(&mut self, requests: Vec<AppendRequest>, error: sqlx::Error) {
-        tracing::error!(%error, "could not store a group of events; reloading the log state");
+        tracing::error!(%error, "the database failed during a group of events; its outcome is unknown");
         metrics::counter!("bus_append_failures_total").increment(1);
         self.needs_reload = true;
+        self.connection = None;
+        self.answer_unknown(requests);
+    }
+
+    fn answer_unknown(&self, requests: Vec<AppendRequest>) {
         for request in requests {
-            let receipt = unavailable(&request);
+            let receipt = unknown(&request.request_id, ErrorCode::Unavailable);
             let _ = request.reply.send(receipt);
         }
     }
 
-    /// Reloads head and values from the database, whose writes may have
-    /// succeeded although we saw an error. False while it is unreachable.
-    async fn reload(&mut self) -> bool {
+    /// Reads the head again, from a database whose writes may have
+    /// succeeded although we saw an error, and forgets the cached values.
+    async fn reload(&mut self) -> Result<(), sqlx::Error> {
         let previous_head = self.head.load(Ordering::Acquire);
-        let state = match store::events::load_state(&self.pool).await {
-            Ok(state) => state,
-            Err(error) => {
-                tracing::warn!(%error, "the database is still unavailable");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return false;
-            }
-        };
+        let LogHead {
+            head,
+            last_timestamp,
+        } = store::events::load_head(self.connection().await?).await?;
         // A commit whose answer was lost may have happened after all: its
         // events must still reach delivery, or observers and idle
         // subscriptions would never see them.
-        if state.head > previous_head && !self.deliver_stored(previous_head, state.head).await {
-            return false;
+        if head > previous_head {
+            self.deliver_stored(previous_head, head).await?;
         }
-        *self
-            .key_values
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner()) = state.key_values;
-        self.head.store(state.head, Ordering::Release);
-        self.last_timestamp = state.last_timestamp;
+        self.key_values.clear();
+        self.head.store(head, Ordering::Release);
+        self.last_timestamp = last_timestamp;
         self.needs_reload = false;
-        true
+        Ok(())
     }
 
     /// Sends the events in `(after, through]`, read back from the log, to
     /// delivery as committed batches.
-    async fn deliver_stored(&self, after: i64, through: i64) -> bool {
+    async fn deliver_stored(&mut self, after: i64, through: i64) -> Result<(), sqlx::Error> {
         let mut from = after;
         while from < through {
             let page = store::events::Page {
                 after: from,
                 through,
-                types: &crate::protocol::EventTypes::All,
-                key: None,
+                types: &EventTypes::All,
                 limit: MAX_GROUP_EVENTS as i64,
             };
-            let read = match store::events::read_page(&self.pool, &page).await {
+            let read = match store::events::read_page(self.connection().await?, &page).await {
                 Ok(read) => read,
-                Err(error) => {
-                    tracing::warn!(%error, "could not read back events of an uncertain commit");
-                    return false;
-                }
+                Err(store::StoreError::Database(error)) => return Err(error),
+                Err(error) => return Err(sqlx::Error::Protocol(error.to_string())),
             };
             if let (Some(first), Some(last)) = (read.events.first(), read.events.last()) {
                 let batch = CommittedBatch {
@@ -448,7 +444,7 @@ impl Writer {
             }
             from = read.covered_through;
         }
-        true
+        Ok(())
     }
 
     /// Now, at microsecond precision (what Postgres keeps), never before the

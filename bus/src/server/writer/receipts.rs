@@ -122,7 +122,8 @@ pub(super) fn inconsistent_receipt(
     }
 }
 
-fn rejected(request_id: &str, code: ErrorCode, message: &str) -> Receipt {
+/// Nothing was stored, certainly.
+pub(crate) fn rejected(request_id: &str, code: ErrorCode, message: &str) -> Receipt {
     Receipt {
         request_id: request_id.to_owned(),
         status: ReceiptStatus::Rejected,
@@ -132,11 +133,27 @@ fn rejected(request_id: &str, code: ErrorCode, message: &str) -> Receipt {
     }
 }
 
-pub(super) fn unavailable(request: &AppendRequest) -> Receipt {
-    rejected(
-        &request.request_id,
-        ErrorCode::Unavailable,
-        "the bus could not confirm that the message was stored (its database failed); send it \
-         again with the same event ids: if it was stored, the answer is duplicate",
-    )
+/// The outcome is not known: the database failed while the message was
+/// with the writer (or the bus stopped before answering). The client sends
+/// the same message again; if it was stored, the answer is `duplicate`.
+pub(crate) fn unknown(request_id: &str, code: ErrorCode) -> Receipt {
+    let message = match code {
+        ErrorCode::ShuttingDown => {
+            "the bus stopped before it could say whether the message was stored; send it \
+             again with the same event ids (to this bus once it is back, or another): if it \
+             was stored, the answer is duplicate"
+        }
+        _ => {
+            "the bus's database failed, and the bus cannot tell whether the message was \
+             stored; send it again with the same event ids: if it was stored, the answer is \
+             duplicate"
+        }
+    };
+    Receipt {
+        request_id: request_id.to_owned(),
+        status: ReceiptStatus::Unknown,
+        events: Vec::new(),
+        code: Some(code),
+        message: Some(message.to_owned()),
+    }
 }

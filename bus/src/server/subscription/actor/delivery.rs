@@ -147,6 +147,7 @@ impl Actor {
                 self.progress.replays_done.push(position);
             }
             self.progress.parked.push((position, deliveries, reason));
+            self.block_key(key, position);
             return;
         }
         let Some(state) = self.keys.get_mut(&key) else {
@@ -227,6 +228,7 @@ impl Actor {
                 }
             }
         }
+        self.retry_releases();
         self.save();
     }
 }

@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::{Actor, PAGE_SIZE, PageRead};
+use super::{Actor, PAGE_SIZE, PageRead, ReleaseRead};
 use crate::server::subscription::keys::Held;
 use crate::{
     protocol::{EventRecord, EventTypes},
@@ -13,13 +13,56 @@ use crate::{
 };
 
 impl Actor {
-    /// Replayed events are read apart from the cursor's pages.
-    pub(super) fn read_replays(&self, positions: Vec<i64>) {
+    /// Releases `positions` of `key` (a replayed parked event and the
+    /// events held behind it): they are read apart from the cursor's pages,
+    /// and the key delivers nothing until they are held, in order.
+    pub(super) fn release(&mut self, key: String, positions: Vec<i64>) {
+        self.keys.entry(key.clone()).or_default().awaiting += 1;
+        self.read_released(key, positions);
+    }
+
+    fn read_released(&self, key: String, positions: Vec<i64>) {
         let pool = self.pool.clone();
-        let sender = self.replays.0.clone();
+        let sender = self.releases.0.clone();
         tokio::spawn(async move {
-            let _ = sender.send(store::events::read_positions(&pool, &positions).await);
+            let read = store::events::read_positions(&pool, &positions).await;
+            let _ = sender.send(ReleaseRead {
+                key,
+                positions,
+                read,
+            });
         });
+    }
+
+    pub(super) fn on_release(&mut self, release: ReleaseRead) {
+        let events = match release.read {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::warn!(client_type = %self.client_type, %error, "could not read released events; will retry");
+                self.failed_releases.push((release.key, release.positions));
+                return;
+            }
+        };
+        for event in events {
+            self.hold(Arc::new(event), true);
+        }
+        let Some(state) = self.keys.get_mut(&release.key) else {
+            return;
+        };
+        state.awaiting = state.awaiting.saturating_sub(1);
+        if state.is_idle() {
+            self.keys.remove(&release.key);
+        } else if state.is_ready() && !state.in_ready {
+            state.in_ready = true;
+            self.ready.push_back(release.key);
+        }
+    }
+
+    /// Reads again the released events whose read failed.
+    pub(super) fn retry_releases(&mut self) {
+        for (key, positions) in std::mem::take(&mut self.failed_releases) {
+            self.read_released(key, positions);
+        }
     }
 
     /// Takes the types a registration stored. A type new to this
@@ -152,7 +195,6 @@ impl Actor {
                 after,
                 through: head_at_start,
                 types: &types,
-                key: None,
                 limit: PAGE_SIZE as i64,
             };
             let read = store::events::read_page(&pool, &page).await;
@@ -186,21 +228,14 @@ impl Actor {
         self.skip.retain(|&position| position > self.cursor);
     }
 
-    pub(super) fn on_replay(&mut self, events: Result<Vec<EventRecord>, store::StoreError>) {
-        match events {
-            Ok(events) => {
-                for event in events {
-                    self.hold(Arc::new(event), true);
-                }
-            }
-            Err(error) => {
-                tracing::warn!(client_type = %self.client_type, %error, "could not read a replayed event");
-            }
-        }
-    }
-
     pub(super) fn examine(&mut self, event: Arc<EventRecord>) {
         if self.skip.remove(&event.position) || !self.owes(&event) {
+            return;
+        }
+        if let Some(&parked) = self.blocking.get(&event.consistency.key) {
+            // Its key waits for a staff decision on an earlier event.
+            metrics::counter!("bus_blocked_total").increment(1);
+            self.progress.blocked.push((event.position, parked));
             return;
         }
         self.outstanding.insert(event.position);
@@ -211,7 +246,7 @@ impl Actor {
         let deliveries = self.failures.remove(&event.position).unwrap_or(0);
         let key = event.consistency.key.clone();
         let state = self.keys.entry(key.clone()).or_default();
-        state.queue.push_back(Held {
+        state.insert(Held {
             event,
             deliveries,
             replay,

@@ -8,12 +8,17 @@
 //! in per-key queues until acknowledged. Its acknowledgement watermark and
 //! the acks above it are saved periodically, well within a second.
 //!
-//! - `intake`: what it owes, from batches, pages and replays.
+//! A parked event blocks its key (protocol v1.1): the key's later events
+//! are recorded as blocked instead of held, until staff replay or skip the
+//! parked one; then they are read back and delivered, in order.
+//!
+//! - `intake`: what it owes, from batches, pages and released events.
 //! - `delivery`: routing to instances, acks, nacks, timeouts, parking.
 //! - `progress`: saving the watermark and what happened since.
 
 mod delivery;
 mod intake;
+mod parking;
 mod progress;
 
 use std::{
@@ -32,6 +37,7 @@ use crate::{
     server::{config::DeliveryConfig, writer::WriterHandle},
     store::{
         self,
+        parking::DecisionRecord,
         subscriptions::{Progress, StoredSubscription},
     },
 };
@@ -65,8 +71,12 @@ pub enum Command {
         position: i64,
         reason: String,
     },
-    Replay {
+    /// A staff decision on a parked event; answered with the number of
+    /// held events it released, `None` when the event is not parked.
+    Decide {
         position: i64,
+        record: DecisionRecord,
+        reply: oneshot::Sender<Result<Option<usize>, store::StoreError>>,
     },
     /// Save progress and stop.
     Stop {
@@ -88,8 +98,12 @@ struct PageRead {
     read: Result<store::events::PageRead, store::StoreError>,
 }
 
-type ReplaySender = mpsc::UnboundedSender<Result<Vec<EventRecord>, store::StoreError>>;
-type ReplayReceiver = mpsc::UnboundedReceiver<Result<Vec<EventRecord>, store::StoreError>>;
+/// Released events of one key, read back from the log.
+struct ReleaseRead {
+    key: String,
+    positions: Vec<i64>,
+    read: Result<Vec<EventRecord>, store::StoreError>,
+}
 
 const PAGE_SIZE: usize = 1000;
 const TICK: Duration = Duration::from_millis(100);
@@ -115,16 +129,25 @@ pub struct Actor {
         mpsc::UnboundedSender<PageRead>,
         mpsc::UnboundedReceiver<PageRead>,
     ),
-    replays: (ReplaySender, ReplayReceiver),
+    releases: (
+        mpsc::UnboundedSender<ReleaseRead>,
+        mpsc::UnboundedReceiver<ReleaseRead>,
+    ),
+    /// Release reads that failed, tried again at the next tick.
+    failed_releases: Vec<(String, Vec<i64>)>,
 
     keys: HashMap<String, KeyState>,
+    /// Keys with a parked event, and its position: their later events are
+    /// blocked, not held.
+    blocking: HashMap<String, i64>,
     held: usize,
     /// Of those, the ones no connected instance takes (counted each tick).
     stranded: usize,
     /// Held positions not yet acknowledged or parked: the watermark is just
     /// below the first.
     outstanding: BTreeSet<i64>,
-    /// Acked or parked above the stored watermark (known after a restart).
+    /// Acked, parked, blocked or to be released above the stored watermark
+    /// (known after a restart): the cursor passes them by.
     skip: HashSet<i64>,
     /// Failed deliveries of events not yet held (known after a restart).
     failures: HashMap<i64, u32>,
@@ -160,17 +183,19 @@ impl Actor {
             reading: false,
             reading_through: 0,
             pages: mpsc::unbounded_channel(),
-            replays: mpsc::unbounded_channel(),
+            releases: mpsc::unbounded_channel(),
+            failed_releases: Vec::new(),
             keys: HashMap::new(),
+            blocking: stored.blocking,
             held: 0,
             stranded: 0,
             outstanding: BTreeSet::new(),
-            // Replays come by their own path, not again through the cursor.
+            // Released events come by their own path, not again through the cursor.
             skip: stored
                 .acked_above
                 .into_iter()
-                .chain(stored.parked_above)
-                .chain(stored.replays.iter().copied())
+                .chain(stored.settled_above)
+                .chain(stored.replays.iter().map(|(position, _)| *position))
                 .collect(),
             failures: stored.failures,
             in_flight: HashMap::new(),
@@ -185,9 +210,13 @@ impl Actor {
         .with_replays(stored.replays)
     }
 
-    fn with_replays(self, replays: Vec<i64>) -> Self {
-        if !replays.is_empty() {
-            self.read_replays(replays);
+    fn with_replays(mut self, replays: Vec<(i64, String)>) -> Self {
+        let mut by_key: HashMap<String, Vec<i64>> = HashMap::new();
+        for (position, key) in replays {
+            by_key.entry(key).or_default().push(position);
+        }
+        for (key, positions) in by_key {
+            self.release(key, positions);
         }
         self
     }
@@ -204,6 +233,9 @@ impl Actor {
                         let _ = done.send(());
                         return;
                     }
+                    Some(Command::Decide { position, record, reply }) => {
+                        let _ = reply.send(self.decide(position, record).await);
+                    }
                     Some(command) => self.handle(command),
                     None => {
                         self.stop().await;
@@ -219,7 +251,7 @@ impl Actor {
                     }
                 },
                 Some(page) = self.pages.1.recv() => self.on_page(page),
-                Some(events) = self.replays.1.recv() => self.on_replay(events),
+                Some(read) = self.releases.1.recv() => self.on_release(read),
                 _ = tick.tick() => self.on_tick(),
             }
             self.maybe_read();
@@ -275,8 +307,7 @@ impl Actor {
                     self.fail(position, reason);
                 }
             }
-            Command::Replay { position } => self.read_replays(vec![position]),
-            Command::Stop { .. } => unreachable!("handled by run"),
+            Command::Decide { .. } | Command::Stop { .. } => unreachable!("handled by run"),
         }
     }
 }

@@ -41,18 +41,42 @@ impl Actor {
         }));
     }
 
+    /// Waits for the save in flight, if any, and accounts for its result.
+    async fn finish_saving(&mut self) -> Result<(), store::StoreError> {
+        let Some(saving) = self.saving.take() else {
+            return Ok(());
+        };
+        let result = saving.await;
+        let in_save = std::mem::take(&mut self.in_save);
+        match result {
+            Ok(Ok(())) => {
+                self.saved_watermark = in_save.acked_through;
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                self.progress = merge(in_save, std::mem::take(&mut self.progress));
+                Err(error)
+            }
+            Err(error) => {
+                self.progress = merge(in_save, std::mem::take(&mut self.progress));
+                Err(store::StoreError::Database(sqlx::Error::Protocol(format!(
+                    "the progress saver failed: {error}"
+                ))))
+            }
+        }
+    }
+
+    /// Saves everything so far, now: what a staff decision reads (the
+    /// events blocked behind a parked one) must be in the store first.
+    pub(super) async fn flush(&mut self) -> Result<(), store::StoreError> {
+        self.finish_saving().await?;
+        self.save();
+        self.finish_saving().await
+    }
+
     pub(super) async fn stop(&mut self) {
         for _ in 0..50 {
-            if let Some(saving) = self.saving.take() {
-                let result = saving.await;
-                let in_save = std::mem::take(&mut self.in_save);
-                match result {
-                    Ok(Ok(())) => self.saved_watermark = in_save.acked_through,
-                    _ => self.progress = merge(in_save, std::mem::take(&mut self.progress)),
-                }
-            }
-            self.save();
-            if self.saving.is_none() {
+            if self.flush().await.is_ok() {
                 return;
             }
         }

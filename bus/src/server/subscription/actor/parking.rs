@@ -1,0 +1,60 @@
+//! Parking that blocks the key, and staff decisions that release it.
+
+use super::Actor;
+use crate::store::{self, parking::DecisionRecord};
+
+impl Actor {
+    /// The event at `parked` was parked: its key delivers nothing more to
+    /// this client type until staff decide. What the key held behind it is
+    /// recorded as blocked and leaves memory; the watermark may pass it.
+    pub(super) fn block_key(&mut self, key: String, parked: i64) {
+        self.blocking.insert(key.clone(), parked);
+        let Some(state) = self.keys.remove(&key) else {
+            return;
+        };
+        // Nothing of the key is in flight: the parked event was.
+        for held in state.queue {
+            self.held -= 1;
+            let position = held.event.position;
+            if held.replay {
+                self.progress.replays_done.push(position);
+            } else {
+                self.outstanding.remove(&position);
+            }
+            self.progress.blocked.push((position, parked));
+        }
+    }
+
+    /// Applies a staff decision on the parked event at `position`: the
+    /// events held behind it (after it, for a replay) are delivered in order.
+    /// The number released, or `None` when that event is not parked.
+    pub(super) async fn decide(
+        &mut self,
+        position: i64,
+        record: DecisionRecord,
+    ) -> Result<Option<usize>, store::StoreError> {
+        // The decision moves what is blocked behind the event in the store:
+        // all of it must be saved first.
+        self.flush().await?;
+        let decision = record.decision;
+        let Some(released) =
+            store::parking::decide(&self.pool, &self.client_type, position, &record).await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(client_type = %self.client_type, position, decision = decision.as_str(),
+            decided_by = %record.decided_by, released = released.positions.len(), "a staff decision on a parked event");
+        if self.blocking.get(&released.key) == Some(&position) {
+            self.blocking.remove(&released.key);
+        }
+        let held = released
+            .positions
+            .iter()
+            .filter(|&&released| released != position)
+            .count();
+        if !released.positions.is_empty() {
+            self.release(released.key, released.positions);
+        }
+        Ok(Some(held))
+    }
+}

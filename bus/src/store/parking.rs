@@ -1,0 +1,219 @@
+//! Parked events and the staff decisions on them: `bus.parked`,
+//! `bus.blocked` and `bus.parking_decisions`.
+//!
+//! A parked event blocks its key for its client type: the key's later
+//! events wait in `bus.blocked`. Staff either replay the parked event (it
+//! is delivered again, first) or skip it (it is not); either way the
+//! events held behind it are released, in order, and the decision is
+//! recorded.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::StoreError;
+
+/// The most held positions one listing names per parked event.
+const LISTED_BLOCKED: i64 = 1000;
+
+/// A parked event, for staff.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParkedEvent {
+    pub client_type: String,
+    pub position: i64,
+    pub event_type: String,
+    pub consistency_key: String,
+    pub deliveries: i32,
+    pub reason: String,
+    pub parked_at: DateTime<Utc>,
+    /// How many of the key's later events wait behind it.
+    pub blocked_count: i64,
+    /// The first of them (at most 1,000), in position order.
+    pub blocked_positions: Vec<i64>,
+}
+
+/// Where a listing of parked events continues: after this client type and position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedCursor {
+    pub client_type: String,
+    pub position: i64,
+}
+
+/// Parked events by client type and position, after `after`, at most `limit`.
+pub async fn list_parked(
+    pool: &PgPool,
+    client_type: Option<&str>,
+    after: Option<&ParkedCursor>,
+    limit: i64,
+) -> Result<Vec<ParkedEvent>, StoreError> {
+    type Row = (
+        String,
+        i64,
+        String,
+        String,
+        i32,
+        String,
+        DateTime<Utc>,
+        i64,
+        Vec<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT p.client_type, p.position, e.event_type, e.consistency_key, p.deliveries, p.reason,
+                p.parked_at,
+                (SELECT count(*) FROM bus.blocked b
+                  WHERE b.client_type = p.client_type AND b.parked_position = p.position),
+                ARRAY(SELECT b.position FROM bus.blocked b
+                       WHERE b.client_type = p.client_type AND b.parked_position = p.position
+                       ORDER BY b.position LIMIT $5)
+           FROM bus.parked p JOIN bus.events e USING (position)
+          WHERE ($1::text IS NULL OR p.client_type = $1)
+            AND ($2::text IS NULL OR (p.client_type, p.position) > ($2, $3))
+          ORDER BY p.client_type, p.position
+          LIMIT $4",
+    )
+    .bind(client_type)
+    .bind(after.map(|cursor| cursor.client_type.as_str()))
+    .bind(after.map_or(0, |cursor| cursor.position))
+    .bind(limit)
+    .bind(LISTED_BLOCKED)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                client_type,
+                position,
+                event_type,
+                consistency_key,
+                deliveries,
+                reason,
+                parked_at,
+                blocked_count,
+                blocked_positions,
+            )| ParkedEvent {
+                client_type,
+                position,
+                event_type,
+                consistency_key,
+                deliveries,
+                reason,
+                parked_at,
+                blocked_count,
+                blocked_positions,
+            },
+        )
+        .collect())
+}
+
+/// What staff decided about a parked event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Deliver it again, then the events held behind it.
+    Replay,
+    /// Do not deliver it; release the events held behind it.
+    Skip,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replay => "replay",
+            Self::Skip => "skip",
+        }
+    }
+}
+
+/// A decision with who took it and why.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub decision: Decision,
+    pub decided_by: String,
+    pub note: String,
+}
+
+/// What a decision released: the key, and the positions to deliver
+/// (outside the cursor, in this order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    pub key: String,
+    pub positions: Vec<i64>,
+}
+
+/// Applies a decision on the parked event at `position`, in one
+/// transaction: it is no longer parked, the events held behind it become
+/// replays (after it, when replayed), a skipped event counts as
+/// acknowledged, and the decision is recorded. `None` when that event is
+/// not parked for `client_type`.
+pub async fn decide(
+    pool: &PgPool,
+    client_type: &str,
+    position: i64,
+    record: &DecisionRecord,
+) -> Result<Option<Released>, StoreError> {
+    let mut transaction = pool.begin().await?;
+    let removed = sqlx::query("DELETE FROM bus.parked WHERE client_type = $1 AND position = $2")
+        .bind(client_type)
+        .bind(position)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+    if removed == 0 {
+        return Ok(None);
+    }
+    let key: String =
+        sqlx::query_scalar("SELECT consistency_key FROM bus.events WHERE position = $1")
+            .bind(position)
+            .fetch_one(&mut *transaction)
+            .await?;
+    let mut held: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM bus.blocked WHERE client_type = $1 AND parked_position = $2 RETURNING position",
+    )
+    .bind(client_type)
+    .bind(position)
+    .fetch_all(&mut *transaction)
+    .await?;
+    held.sort_unstable();
+    let released = held.len();
+    let mut positions = Vec::with_capacity(held.len() + 1);
+    match record.decision {
+        Decision::Replay => positions.push(position),
+        Decision::Skip => {
+            // Settled without delivery: a restart must not deliver it.
+            sqlx::query(
+                "INSERT INTO bus.acks (client_type, position) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(client_type)
+            .bind(position)
+            .execute(&mut *transaction)
+            .await?;
+        }
+    }
+    positions.extend(held);
+    sqlx::query(
+        "INSERT INTO bus.replays (client_type, position) SELECT $1, unnest($2::bigint[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(client_type)
+    .bind(&positions)
+    .execute(&mut *transaction)
+    .await?;
+    sqlx::query("DELETE FROM bus.delivery_failures WHERE client_type = $1 AND position = $2")
+        .bind(client_type)
+        .bind(position)
+        .execute(&mut *transaction)
+        .await?;
+    sqlx::query(
+        "INSERT INTO bus.parking_decisions (client_type, position, decision, decided_by, note, released)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(client_type)
+    .bind(position)
+    .bind(record.decision.as_str())
+    .bind(&record.decided_by)
+    .bind(&record.note)
+    .bind(i32::try_from(released).unwrap_or(i32::MAX))
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(Some(Released { key, positions }))
+}
