@@ -24,3 +24,7 @@ CREATE TABLE bus.parking_decisions (
     released    INTEGER     NOT NULL,
     decided_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- A skipped parked event is delivered once more, marked skipped, so that a
+-- consumer that applies every key's events gap-free can step over it.
+ALTER TABLE bus.replays ADD COLUMN skipped BOOLEAN NOT NULL DEFAULT false;

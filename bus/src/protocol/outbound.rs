@@ -137,12 +137,14 @@ impl PartialEq for EventRecord {
 pub struct EventFrame<'a> {
     pub event: &'a EventRecord,
     pub delivery: u32,
+    /// Staff skipped this parked event: step over it, apply nothing.
+    pub skipped: bool,
 }
 
 impl Serialize for EventFrame<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let event = self.event;
-        let mut frame = serializer.serialize_struct("EventFrame", 9)?;
+        let mut frame = serializer.serialize_struct("EventFrame", 10)?;
         frame.serialize_field("position", &event.position)?;
         frame.serialize_field("event_id", &event.event_id)?;
         frame.serialize_field("event_type", &event.event_type)?;
@@ -152,6 +154,9 @@ impl Serialize for EventFrame<'_> {
         frame.serialize_field("timestamp", &format_timestamp(event.timestamp))?;
         frame.serialize_field("data", &event.data)?;
         frame.serialize_field("delivery", &self.delivery)?;
+        if self.skipped {
+            frame.serialize_field("skipped", &true)?;
+        }
         frame.end()
     }
 }
@@ -161,6 +166,8 @@ impl Serialize for EventFrame<'_> {
 pub struct DeliveredEvent {
     pub event: EventRecord,
     pub delivery: u32,
+    /// Staff skipped it: step over it (it is the key's next), apply nothing.
+    pub skipped: bool,
 }
 
 impl<'de> Deserialize<'de> for DeliveredEvent {
@@ -179,6 +186,8 @@ impl<'de> Deserialize<'de> for DeliveredEvent {
             timestamp: DateTime<Utc>,
             data: Box<RawValue>,
             delivery: u32,
+            #[serde(default)]
+            skipped: bool,
         }
         let wire = Wire::deserialize(deserializer)?;
         Ok(Self {
@@ -193,6 +202,7 @@ impl<'de> Deserialize<'de> for DeliveredEvent {
                 data: wire.data,
             },
             delivery: wire.delivery,
+            skipped: wire.skipped,
         })
     }
 }
@@ -303,6 +313,7 @@ mod tests {
         let json = ServerMessage::Event(EventFrame {
             event: &event,
             delivery: 2,
+            skipped: false,
         })
         .to_json();
         assert_eq!(
@@ -311,7 +322,19 @@ mod tests {
         );
         let back: DeliveredEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back.event, event);
-        assert_eq!(back.delivery, 2);
+        assert_eq!((back.delivery, back.skipped), (2, false));
+        let skipped = ServerMessage::Event(EventFrame {
+            event: &event,
+            delivery: 1,
+            skipped: true,
+        })
+        .to_json();
+        assert!(
+            skipped.ends_with(r#""delivery":1,"skipped":true}"#),
+            "{skipped}"
+        );
+        let back: DeliveredEvent = serde_json::from_str(&skipped).unwrap();
+        assert!(back.skipped);
     }
 
     #[test]

@@ -110,7 +110,9 @@ pub async fn list_parked(
 pub enum Decision {
     /// Deliver it again, then the events held behind it.
     Replay,
-    /// Do not deliver it; release the events held behind it.
+    /// Do not deliver it for processing: it is delivered once more,
+    /// marked skipped, for consumers to step over; then the events held
+    /// behind it.
     Skip,
 }
 
@@ -137,13 +139,16 @@ pub struct DecisionRecord {
 pub struct Released {
     pub key: String,
     pub positions: Vec<i64>,
+    /// The skipped event, delivered marked skipped so that a consumer that
+    /// applies its keys gap-free steps over it knowingly.
+    pub skipped: Option<i64>,
 }
 
 /// Applies a decision on the parked event at `position`, in one
-/// transaction: it is no longer parked, the events held behind it become
-/// replays (after it, when replayed), a skipped event counts as
-/// acknowledged, and the decision is recorded. `None` when that event is
-/// not parked for `client_type`.
+/// transaction: it is no longer parked; it (replayed, or marked skipped)
+/// and the events held behind it become replays, in order; and the
+/// decision is recorded. `None` when that event is not parked for
+/// `client_type`.
 pub async fn decide(
     pool: &PgPool,
     client_type: &str,
@@ -174,27 +179,18 @@ pub async fn decide(
     .await?;
     held.sort_unstable();
     let released = held.len();
+    let skipped = (record.decision == Decision::Skip).then_some(position);
     let mut positions = Vec::with_capacity(held.len() + 1);
-    match record.decision {
-        Decision::Replay => positions.push(position),
-        Decision::Skip => {
-            // Settled without delivery: a restart must not deliver it.
-            sqlx::query(
-                "INSERT INTO bus.acks (client_type, position) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(client_type)
-            .bind(position)
-            .execute(&mut *transaction)
-            .await?;
-        }
-    }
+    positions.push(position);
     positions.extend(held);
     sqlx::query(
-        "INSERT INTO bus.replays (client_type, position) SELECT $1, unnest($2::bigint[])
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO bus.replays (client_type, position, skipped)
+         SELECT $1, p, p = $3 FROM unnest($2::bigint[]) AS p
+         ON CONFLICT (client_type, position) DO UPDATE SET skipped = excluded.skipped",
     )
     .bind(client_type)
     .bind(&positions)
+    .bind(skipped.unwrap_or(0))
     .execute(&mut *transaction)
     .await?;
     sqlx::query("DELETE FROM bus.delivery_failures WHERE client_type = $1 AND position = $2")
@@ -215,5 +211,9 @@ pub async fn decide(
     .execute(&mut *transaction)
     .await?;
     transaction.commit().await?;
-    Ok(Some(Released { key, positions }))
+    Ok(Some(Released {
+        key,
+        positions,
+        skipped,
+    }))
 }

@@ -24,9 +24,18 @@ pub struct StoredSubscription {
     pub blocking: HashMap<String, i64>,
     /// Failed deliveries of events still owed.
     pub failures: HashMap<i64, u32>,
-    /// Events to deliver outside the cursor (replayed and released ones),
-    /// with their keys, in position order.
-    pub replays: Vec<(i64, String)>,
+    /// Events to deliver outside the cursor (replayed, skipped and
+    /// released ones), in position order.
+    pub replays: Vec<StoredReplay>,
+}
+
+/// An event a staff decision released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReplay {
+    pub position: i64,
+    pub key: String,
+    /// Staff skipped it: delivered marked skipped.
+    pub skipped: bool,
 }
 
 /// Creates the subscription on a client type's first registration, and adds
@@ -111,8 +120,9 @@ pub async fn load(
     .bind(client_type)
     .fetch_all(pool)
     .await?;
-    let replays: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT r.position, e.consistency_key FROM bus.replays r JOIN bus.events e USING (position)
+    let replays: Vec<(i64, String, bool)> = sqlx::query_as(
+        "SELECT r.position, e.consistency_key, r.skipped
+           FROM bus.replays r JOIN bus.events e USING (position)
           WHERE r.client_type = $1 ORDER BY r.position",
     )
     .bind(client_type)
@@ -129,7 +139,14 @@ pub async fn load(
             .into_iter()
             .map(|(position, failures)| (position, failures.max(0) as u32))
             .collect(),
-        replays,
+        replays: replays
+            .into_iter()
+            .map(|(position, key, skipped)| StoredReplay {
+                position,
+                key,
+                skipped,
+            })
+            .collect(),
     }))
 }
 

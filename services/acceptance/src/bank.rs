@@ -1,6 +1,6 @@
 //! The bus and the services, started together, and how tests talk to them.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use bus::{
     client::{BusClient, ClientConfig, QueryFrom, QueryItem, QuerySpec},
@@ -8,10 +8,40 @@ use bus::{
 };
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use trust::bundle::{Bundle, Layout};
 
 use testkit::{TestDb, eventually};
 
-use crate::{Process, SERVICE_TOKEN, Service};
+use crate::{Api, PASSWORD, Process, STAFF, Service, Sessions};
+
+/// The installation's tokens and keys, generated for one test and written
+/// to a private directory of its own.
+pub struct Trust {
+    pub bundle: Bundle,
+    pub files: Layout,
+    /// The bus's development token: the tests read the whole log with it.
+    pub admin_token: String,
+}
+
+impl Trust {
+    fn generate() -> Self {
+        let bundle = Bundle::generate();
+        let dir: PathBuf =
+            std::env::temp_dir().join(format!("ledgerline-trust-{}", uuid::Uuid::now_v7()));
+        let files = bundle.write(&dir).expect("write the tokens and keys");
+        Self {
+            bundle,
+            files,
+            admin_token: trust::secret::new_token(),
+        }
+    }
+}
+
+impl Drop for Trust {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.files.dir);
+    }
+}
 
 /// The bus and one instance of each service, on one test database.
 pub struct Bank {
@@ -21,7 +51,9 @@ pub struct Bank {
     pub transactions: Process,
     pub bus: Process,
     pub db: TestDb,
+    pub trust: Trust,
     pub http: reqwest::Client,
+    sessions: Arc<Sessions>,
 }
 
 impl Bank {
@@ -32,34 +64,68 @@ impl Bank {
     /// With `accounts` instances of the accounts service.
     pub async fn start_with_accounts(accounts: usize) -> Self {
         let db = TestDb::new().await;
-        let bus = Process::bus(&db.url);
-        let users = Process::service(Service::Users, &db.url, &bus);
+        let trust = Trust::generate();
+        let bus = Process::bus(&db.url, &trust);
+        let users = Process::service(Service::Users, &db.url, &bus, &trust);
         let accounts = (0..accounts)
-            .map(|_| Process::service(Service::Accounts, &db.url, &bus))
+            .map(|_| Process::service(Service::Accounts, &db.url, &bus, &trust))
             .collect();
-        let transactions = Process::service(Service::Transactions, &db.url, &bus);
+        let transactions = Process::service(Service::Transactions, &db.url, &bus, &trust);
+        let sessions = Arc::new(Sessions::new(
+            users.http_base(),
+            trust.bundle.caller_token("web").to_owned(),
+            STAFF,
+        ));
         Self {
             users,
             accounts,
             transactions,
             bus,
             db,
+            trust,
             http: reqwest::Client::new(),
+            sessions,
         }
     }
 
+    /// Calls to `service` as the web server makes them.
     pub fn call(&self, service: &Process) -> Api {
-        Api {
-            base: service.http_base(),
-            http: self.http.clone(),
-        }
+        Api::new(
+            service.http_base(),
+            self.trust.bundle.caller_token("web").to_owned(),
+            self.sessions.clone(),
+        )
+    }
+
+    /// A service restarted: where it is now.
+    pub fn restarted(&self) {
+        self.sessions.users_moved(self.users.http_base());
+    }
+
+    /// A new instance of a service, on the bank's database and bus.
+    pub fn another(&self, service: Service) -> Process {
+        Process::service(service, &self.db.url, &self.bus, &self.trust)
+    }
+
+    /// A client of the bus with the token of the program `name` (one of
+    /// the default scopes), or the development token for `None`.
+    pub fn bus_config(&self, name: Option<&str>) -> ClientConfig {
+        let token = match name {
+            Some(name) => self.trust.bundle.bus_token(name),
+            None => &self.trust.admin_token,
+        };
+        ClientConfig::new(self.bus.bus_url()).token(token)
     }
 
     /// Signs `username` up; returns the first account's id.
     pub async fn sign_up(&self, username: &str) -> i64 {
         let (status, body) = self
             .call(&self.users)
-            .post(None, "/users", json!({"username": username, "display_name": username, "password": "correct horse battery"}))
+            .post(
+                None,
+                "/users",
+                json!({"username": username, "display_name": username, "password": PASSWORD}),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         body["first_account"]["account_id"]
@@ -124,7 +190,7 @@ impl Bank {
 
     /// Every stored event of `types` (all: `["*"]`), read from the bus.
     pub async fn log(&self, types: &[&str]) -> Vec<EventRecord> {
-        let (client, _) = BusClient::connect(ClientConfig::new(self.bus.bus_url()))
+        let (client, _) = BusClient::connect(self.bus_config(None))
             .await
             .expect("connect to the bus");
         let mut answer = client
@@ -175,42 +241,4 @@ pub fn money(value: &Value) -> Decimal {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not money: {value}"))
-}
-
-/// HTTP calls to one service, as the web server makes them.
-#[derive(Clone)]
-pub struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    pub async fn get(&self, user: Option<&str>, path: &str) -> (u16, Value) {
-        self.send(self.http.get(format!("{}{path}", self.base)), user)
-            .await
-    }
-
-    pub async fn post(&self, user: Option<&str>, path: &str, body: Value) -> (u16, Value) {
-        self.send(
-            self.http.post(format!("{}{path}", self.base)).json(&body),
-            user,
-        )
-        .await
-    }
-
-    pub async fn send(&self, request: reqwest::RequestBuilder, user: Option<&str>) -> (u16, Value) {
-        let request = request.bearer_auth(SERVICE_TOKEN);
-        let request = match user {
-            Some(user) => request.header("x-acting-user", user),
-            None => request,
-        };
-        let response = request.send().await.expect("the service answers");
-        let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    pub fn raw(&self) -> (&reqwest::Client, &str) {
-        (&self.http, &self.base)
-    }
 }

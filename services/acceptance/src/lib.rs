@@ -1,17 +1,24 @@
 //! The bank under test: the real `bus`, `users`, `accounts` and
-//! `transactions` binaries as processes on a database of their own, HTTP
-//! calls as the web server makes them, and the bus's log as evidence.
-//! The black-box tests in `tests/` and the benchmark `services-bench` use it.
+//! `transactions` binaries as processes on a database of their own, with
+//! freshly generated tokens and keys; HTTP calls as the web server makes
+//! them (a caller token, a user token from a real log-in, an idempotency
+//! key); and the bus's log as evidence. The black-box tests in `tests/`
+//! and the benchmark `services-bench` use it.
 //!
 //! The binaries are taken from the target directory this crate was built
 //! into: build them first (`cargo build -p bus -p users -p accounts
 //! -p transactions`, with `--release` for the benchmark); `./dev test` does.
 
+mod api;
 mod bank;
 mod process;
 
-pub use bank::{Api, Bank, balances_from_log, money};
+pub use api::{Api, Sessions};
+pub use bank::{Bank, Trust, balances_from_log, money};
 pub use process::{Process, Service};
 pub use testkit::{PATIENCE, TestDb, eventually};
 
-pub const SERVICE_TOKEN: &str = "test-service-token";
+/// The password every test user signs up with.
+pub const PASSWORD: &str = "correct horse battery";
+/// The staff log-in the users service is started with.
+pub const STAFF: (&str, &str) = ("staff", "staff password 1");

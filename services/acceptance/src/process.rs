@@ -11,7 +11,7 @@ use nix::{
     unistd::Pid,
 };
 
-use crate::SERVICE_TOKEN;
+use crate::{STAFF, bank::Trust};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -55,34 +55,66 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
+fn path(path: PathBuf) -> String {
+    path.display().to_string()
+}
+
 impl Process {
-    pub fn bus(database_url: &str) -> Self {
+    /// The bus, with the installation's credentials and the development
+    /// token the tests read the whole log with.
+    pub fn bus(database_url: &str, trust: &Trust) -> Self {
         Self::spawn(
             binary("bus"),
             vec![
                 ("DATABASE_URL".into(), database_url.into()),
                 ("BUS_LISTEN".into(), "127.0.0.1:0".into()),
                 ("BUS_RETRY_BACKOFF_MS".into(), "50".into()),
+                (
+                    "BUS_CREDENTIALS".into(),
+                    path(trust.files.bus_credentials()),
+                ),
+                ("BUS_TOKEN".into(), trust.admin_token.clone()),
             ],
         )
     }
 
-    pub fn service(service: Service, database_url: &str, bus: &Process) -> Self {
-        Self::spawn(
-            binary(service.name()),
-            vec![
-                ("DATABASE_URL".into(), database_url.into()),
-                ("BUS_URL".into(), bus.bus_url()),
-                ("LISTEN".into(), "127.0.0.1:0".into()),
-                ("SERVICE_TOKEN".into(), SERVICE_TOKEN.into()),
-            ],
-        )
+    pub fn service(service: Service, database_url: &str, bus: &Process, trust: &Trust) -> Self {
+        let mut env: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), database_url.into()),
+            ("BUS_URL".into(), bus.bus_url()),
+            ("LISTEN".into(), "127.0.0.1:0".into()),
+            (
+                "BUS_TOKEN_FILE".into(),
+                path(trust.files.bus_token(service.name())),
+            ),
+            ("CALLERS_FILE".into(), path(trust.files.callers())),
+            // A bus that does not answer is given up on sooner than in
+            // production, so that tests of outages run quickly.
+            ("BUS_DEADLINE_MS".into(), "3000".into()),
+            (
+                "USER_TOKEN_PUBLIC_KEY_FILE".into(),
+                path(trust.files.user_token_public_key()),
+            ),
+        ];
+        if service == Service::Users {
+            env.extend([
+                (
+                    "USER_TOKEN_PRIVATE_KEY_FILE".into(),
+                    path(trust.files.user_token_private_key()),
+                ),
+                ("STAFF_USERNAME".into(), STAFF.0.into()),
+                ("STAFF_PASSWORD".into(), STAFF.1.into()),
+            ]);
+        }
+        Self::spawn(binary(service.name()), env)
     }
 
     fn spawn(program: PathBuf, env: Vec<(String, String)>) -> Self {
+        // Nothing of the developer's own environment leaks in.
         let mut child = Command::new(&program)
-            .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("BUS_TOKEN")
+            .env_remove("BUS_CREDENTIALS")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("SERVICE_LOG").unwrap_or_else(|_| "error".into()),
@@ -132,12 +164,17 @@ impl Process {
         kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the process");
     }
 
-    /// The same program and settings again (a new port for a service).
+    /// The same program and settings again (a new port for a service; the
+    /// bus keeps its address, so its clients find it again).
     pub fn restart(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.terminate();
         }
-        *self = Self::spawn(self.program.clone(), self.env.clone());
+        let mut env = self.env.clone();
+        if let Some(listen) = env.iter_mut().find(|(k, _)| k == "BUS_LISTEN") {
+            listen.1 = self.address.clone();
+        }
+        *self = Self::spawn(self.program.clone(), env);
     }
 }
 

@@ -1,11 +1,36 @@
 //! The seed's acceptance scenarios, against the real bus and services.
 
-use acceptance::{Bank, money};
+use acceptance::{Bank, PASSWORD, money};
 use rust_decimal::Decimal;
 use serde_json::json;
 
 fn pounds(text: &str) -> Decimal {
     text.parse().expect("a decimal")
+}
+
+/// A JSON object's field names, sorted: the documented shape.
+fn keys(value: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// A well-formed user token for `username`, signed with a key that is not
+/// the users service's.
+fn forged_token(username: &str) -> String {
+    let keys = trust::user_token::KeyPair::generate();
+    let issuer =
+        trust::user_token::Issuer::from_pem(&keys.private_pem, trust::user_token::DEFAULT_LIFETIME)
+            .unwrap();
+    issuer
+        .issue(username, trust::user_token::Role::Staff, chrono::Utc::now())
+        .unwrap()
+        .token
 }
 
 #[tokio::test]
@@ -25,18 +50,39 @@ async fn a_transfer_is_accepted_and_moves_the_money_with_one_correlation_id() {
         .post(format!("{base}/transfers"))
         .header("x-correlation-id", correlation.to_string())
         .json(&json!({"from_account_id": alice, "to_account_id": bob, "amount": "30.00", "reference": "rent"}));
+    let request = request.header("idempotency-key", "transfer-1");
     let (status, pending) = transactions.send(request, Some("alice")).await;
     assert_eq!(status, 202, "{pending}");
-    // The accounts service may have decided already by the time it answers.
-    assert!(
-        ["pending", "accepted"].contains(&pending["status"].as_str().unwrap_or_default()),
-        "{pending}"
+    // As documented: the transfer as asked for, pending a decision.
+    assert_eq!(
+        keys(&pending),
+        [
+            "amount",
+            "decided_at",
+            "from_account_id",
+            "reason",
+            "reference",
+            "requested_at",
+            "status",
+            "to_account_id",
+            "transaction_id",
+            "username"
+        ]
     );
+    assert_eq!(pending["status"], "pending", "{pending}");
     assert_eq!(pending["amount"], "30.00");
     let id = pending["transaction_id"].as_i64().expect("an id");
 
     let transfer = bank.decided("alice", id).await;
     assert_eq!(transfer["status"], "accepted", "{transfer}");
+    // The receiver sees the sending account and the reference, not who sent it.
+    let (status, received) = transactions
+        .get(Some("bob"), &format!("/transfers/{id}"))
+        .await;
+    assert_eq!(status, 200, "{received}");
+    assert_eq!(received["from_account_id"], alice);
+    assert_eq!(received["reference"], "rent");
+    assert!(received.get("username").is_none(), "{received}");
     // The accounts service commits its decision's debit and credit as the
     // transactions service learns of it: a moment apart.
     bank.balance_becomes("alice", alice, pounds("20.00")).await;
@@ -80,6 +126,18 @@ async fn a_transfer_is_accepted_and_moves_the_money_with_one_correlation_id() {
     assert_eq!(status, 200, "{statement}");
     let entries = statement["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 2);
+    assert_eq!(
+        keys(&entries[0]),
+        [
+            "amount",
+            "balance",
+            "description",
+            "kind",
+            "recorded_at",
+            "transaction_id",
+            "version"
+        ]
+    );
     assert_eq!(
         (
             entries[0]["kind"].as_str(),
@@ -136,12 +194,20 @@ async fn signing_up_gives_the_user_and_a_first_account_and_checks_the_password()
     let bank = Bank::start().await;
     let users = bank.call(&bank.users);
     let (status, body) = users
-        .post(None, "/users", json!({"username": "carol", "display_name": " Carol C. ", "password": "long enough password"}))
+        .post(
+            None,
+            "/users",
+            json!({"username": "carol", "display_name": " Carol C. ", "password": PASSWORD}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         body["user"],
         json!({"username": "carol", "display_name": "Carol C.", "staff": false})
+    );
+    assert_eq!(
+        keys(&body["first_account"]),
+        ["account_id", "request_id", "requested_at", "status"]
     );
     assert_eq!(body["first_account"]["status"], "created");
     let account = body["first_account"]["account_id"]
@@ -155,30 +221,36 @@ async fn signing_up_gives_the_user_and_a_first_account_and_checks_the_password()
     let (status, body) = users
         .post(
             None,
-            "/users/carol/verify",
-            json!({"password": "long enough password"}),
+            "/sessions",
+            json!({"username": "carol", "password": PASSWORD}),
         )
         .await;
-    assert_eq!((status, body["username"].as_str()), (200, Some("carol")));
-    let (status, body) = users
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(keys(&body), ["expires_at", "token", "user"]);
+    assert_eq!(body["user"]["username"], "carol");
+    let (status, wrong_password) = users
         .post(
             None,
-            "/users/carol/verify",
-            json!({"password": "wrong password!"}),
+            "/sessions",
+            json!({"username": "carol", "password": "wrong password!"}),
         )
         .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
+        (status, wrong_password["error"]["code"].as_str()),
         (401, Some("wrong_credentials"))
     );
-    let (status, _) = users
+    let (status, unknown_user) = users
         .post(
             None,
-            "/users/nobody/verify",
-            json!({"password": "long enough password"}),
+            "/sessions",
+            json!({"username": "nobody", "password": PASSWORD}),
         )
         .await;
     assert_eq!(status, 401);
+    assert_eq!(
+        unknown_user, wrong_password,
+        "one message, whichever part was wrong"
+    );
 
     let (status, body) = users
         .post(None, "/users", json!({"username": "carol", "display_name": "Another", "password": "long enough password"}))
@@ -216,8 +288,17 @@ async fn signing_up_gives_the_user_and_a_first_account_and_checks_the_password()
         body["account_id"], account,
         "a second account has an id of its own"
     );
-    let (status, _) = users.get(Some("mallory"), "/users/carol/accounts").await;
-    assert_eq!(status, 403);
+    bank.sign_up("mallory").await;
+    let (status, hidden) = users.get(Some("mallory"), "/users/carol/accounts").await;
+    let (_, missing) = users.get(Some("mallory"), "/users/nobody/accounts").await;
+    assert_eq!(
+        status, 404,
+        "another user's accounts do not exist for mallory"
+    );
+    assert_eq!(
+        hidden["error"]["code"], missing["error"]["code"],
+        "{hidden} vs {missing}"
+    );
 }
 
 #[tokio::test]
@@ -234,19 +315,50 @@ async fn unknown_transfers_strangers_and_bad_input_are_refused() {
     );
 
     let (http, base) = transactions.raw();
+    let alice_token = transactions.token("alice").await;
     let anonymous = http
         .get(format!("{base}/transfers/1"))
+        .header("x-user-token", &alice_token)
         .send()
         .await
         .expect("an answer");
-    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.status(), 401, "no caller token");
     let wrong = http
         .get(format!("{base}/transfers/1"))
         .bearer_auth("guess")
+        .header("x-user-token", &alice_token)
         .send()
         .await
         .expect("an answer");
-    assert_eq!(wrong.status(), 401);
+    assert_eq!(wrong.status(), 401, "a caller token nobody has");
+    let no_user = http
+        .get(format!("{base}/transfers/1"))
+        .bearer_auth(transactions.caller_token())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(no_user.status(), 401, "no user token");
+    let forged = http
+        .get(format!("{base}/transfers/1"))
+        .bearer_auth(transactions.caller_token())
+        .header("x-user-token", forged_token("alice"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(forged.status(), 401, "a user token signed with another key");
+    let acting_header = http
+        .get(format!("{base}/transfers?username=alice"))
+        .bearer_auth(transactions.caller_token())
+        .header("x-acting-user", "alice")
+        .header("x-acting-staff", "true")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(
+        acting_header.status(),
+        401,
+        "a header naming a user is not trusted"
+    );
 
     for (amount, problem) in [
         ("0", "zero"),
@@ -272,19 +384,42 @@ async fn unknown_transfers_strangers_and_bad_input_are_refused() {
         )
         .await;
     assert_eq!(status, 400, "the same account");
-    let (status, _) = transactions
+    let (status, theirs) = transactions
         .post(
             Some("bob"),
             "/transfers",
             json!({"from_account_id": alice, "to_account_id": bob, "amount": "1"}),
         )
         .await;
-    assert_eq!(status, 403, "from someone else's account");
-    let (status, _) = bank
-        .call(&bank.accounts[0])
+    let (_, nowhere) = transactions
+        .post(
+            Some("bob"),
+            "/transfers",
+            json!({"from_account_id": 987654, "to_account_id": bob, "amount": "1"}),
+        )
+        .await;
+    assert_eq!(status, 404, "from someone else's account: {theirs}");
+    assert_eq!(theirs["error"]["code"], nowhere["error"]["code"]);
+    let accounts = bank.call(&bank.accounts[0]);
+    let (status, theirs) = accounts
         .get(Some("bob"), &format!("/accounts/{alice}"))
         .await;
-    assert_eq!(status, 403, "someone else's account");
+    let (_, missing) = accounts.get(Some("bob"), "/accounts/987654").await;
+    assert_eq!(status, 404, "someone else's account");
+    assert_eq!(
+        theirs.to_string().replace(&alice.to_string(), "N"),
+        missing.to_string().replace("987654", "N"),
+        "the same answer as for an account that does not exist"
+    );
+    let (status, _) = accounts
+        .get(Some("bob"), &format!("/accounts/{alice}/statement"))
+        .await;
+    assert_eq!(status, 404, "someone else's statement");
+    // Staff see every account.
+    let (status, seen) = accounts
+        .get(Some(acceptance::STAFF.0), &format!("/accounts/{alice}"))
+        .await;
+    assert_eq!((status, seen["username"].as_str()), (200, Some("alice")));
 
     assert!(
         bank.log(&["PendingTransaction"]).await.is_empty(),

@@ -16,20 +16,27 @@
 //!
 //! # HTTP API
 //!
-//! Every route needs `Authorization: Bearer SERVICE_TOKEN` and
-//! `X-Acting-User` (`X-Acting-Staff: true` for bank staff); an account is
+//! Every route needs a caller token (`Authorization: Bearer …`) and the
+//! acting user's token (`X-User-Token`); deposits and withdrawals take an
+//! `Idempotency-Key` (a repeat gets the first answer). An account is
 //! visible only to its owner (the username of its `AccountCreated`) and
-//! staff. Amounts are strings with at most two decimals (`"30.00"`), more
-//! than zero and at most `10000000.00`. Errors are
-//! `{"error": {"code", "message"}}`.
+//! staff; anyone else's is a 404 exactly like one that does not exist.
+//! Amounts are strings with at most two decimals (`"30.00"`), more than
+//! zero and at most `10000000.00`. Errors are `{"error": {"code", "message"}}`.
 //!
 //! | route | does |
 //! |---|---|
-//! | `GET /accounts?username=U` | U's accounts with balances |
-//! | `GET /accounts/{id}` | `{account_id, username, balance, version, created_at}` |
-//! | `POST /accounts/{id}/deposits` `{amount, note?}` | 201 with the new balance and statement entry |
-//! | `POST /accounts/{id}/withdrawals` `{amount, note?}` | 201 likewise; 422 `insufficient_funds` |
-//! | `GET /accounts/{id}/statement?from=&to=&before=&limit=` | entries newest first: `{version, recorded_at, description, kind, amount, balance}`; `from`/`to` are dates (inclusive), `before` a version to page from (`next_before` of the previous page), `limit` 1..=200 (50) |
+//! | `GET /accounts?username=U&after=&limit=` | `{accounts: [account], next_after}`, by id, `limit` 1..=50 (50) |
+//! | `GET /accounts/{id}` | the account |
+//! | `POST /accounts/{id}/deposits` `{amount, note?}` + key | 201 `{account_id, balance, entry}`: the new balance and statement entry |
+//! | `POST /accounts/{id}/withdrawals` `{amount, note?}` + key | 201 likewise; 422 `insufficient_funds` |
+//! | `GET /accounts/{id}/statement?from=&to=&before=&limit=` | `{account_id, balance, entries, next_before}`, newest first; `from`/`to` are dates (inclusive), `before` a version to page from (`next_before` of the previous page), `limit` 1..=200 (50) |
+//!
+//! An account is `{account_id, username, balance, version, created_at}`;
+//! a statement entry `{version, recorded_at, description, kind ("credit" or
+//! "debit"), amount, balance, transaction_id}`. A decision on an account
+//! whose events cannot all be applied here (one is parked, waiting for
+//! staff) is refused with 503 `temporarily_unavailable` and changes nothing.
 
 mod reactions;
 mod routes;
@@ -41,7 +48,7 @@ use events::{
     PendingTransaction,
 };
 use sqlx::PgConnection;
-use superclient::{Emit, EventRecord, HandlerError, Service};
+use superclient::{EventRecord, HandlerError, Reaction, Service};
 
 /// The accounts service.
 pub struct Accounts;
@@ -68,18 +75,19 @@ impl Service for Accounts {
         let bad = |e| HandlerError::bad_data(event, e);
         match event.event_type.as_str() {
             AccountCreated::TYPE => {
-                store::create_account(db, &AccountCreated::decode(data).map_err(bad)?, event)
-                    .await?;
+                let created = AccountCreated::decode(data).map_err(bad)?;
+                HandlerError::check_key(event, &created.key())?;
+                store::create_account(db, &created, event).await?;
             }
             ConfirmedCredit::TYPE => {
                 let credit = ConfirmedCredit::decode(data).map_err(bad)?;
-                let movement = store::Movement::credit(&credit);
-                store::book(db, &movement, event).await?;
+                HandlerError::check_key(event, &credit.key())?;
+                store::book(db, &store::Movement::credit(&credit), event).await?;
             }
             ConfirmedDebit::TYPE => {
                 let debit = ConfirmedDebit::decode(data).map_err(bad)?;
-                let movement = store::Movement::debit(&debit);
-                store::book(db, &movement, event).await?;
+                HandlerError::check_key(event, &debit.key())?;
+                store::book(db, &store::Movement::debit(&debit), event).await?;
             }
             _ => {}
         }
@@ -90,11 +98,11 @@ impl Service for Accounts {
         &self,
         db: &mut PgConnection,
         event: &EventRecord,
-    ) -> Result<Vec<Emit>, HandlerError> {
+    ) -> Result<Reaction, HandlerError> {
         match event.event_type.as_str() {
             AccountCreationRequest::TYPE => reactions::open_account(db, event).await,
             PendingTransaction::TYPE => reactions::decide_transfer(db, event).await,
-            _ => Ok(Vec::new()),
+            _ => Ok(Reaction::default()),
         }
     }
 

@@ -1,11 +1,12 @@
 //! The commands the accounts service answers.
 
+use events::account_key;
 use events::{
     AcceptedTransaction, AccountCreated, AccountCreationRequest, ConfirmedCredit, ConfirmedDebit,
     DomainEvent, PendingTransaction, RejectedTransaction,
 };
 use sqlx::PgConnection;
-use superclient::{Emit, EventRecord, Expect, HandlerError};
+use superclient::{Emit, EventRecord, Expect, HandlerError, Reaction, Read};
 
 use crate::{
     store,
@@ -16,37 +17,57 @@ use crate::{
 pub async fn open_account(
     db: &mut PgConnection,
     event: &EventRecord,
-) -> Result<Vec<Emit>, HandlerError> {
+) -> Result<Reaction, HandlerError> {
     let request = AccountCreationRequest::decode(event.data.get())
         .map_err(|e| HandlerError::bad_data(event, e))?;
+    HandlerError::check_key(event, &request.key())?;
     if store::account_of_request(db, request.request_id)
         .await?
         .is_some()
     {
-        return Ok(Vec::new());
+        return Ok(Reaction::default());
     }
     let created = AccountCreated {
         account_id: store::next_account_id(db).await?,
         request_id: request.request_id,
         username: request.username,
     };
-    Ok(vec![Emit::new(
-        AccountCreated::TYPE,
-        created.key(),
-        Expect::Value(0),
-        &created,
-    )?])
+    // A new key: value 0 is taken by exactly one decision, whichever
+    // instance makes it; a loser decides again with the next id.
+    Ok(Reaction {
+        emits: vec![Emit::new(
+            AccountCreated::TYPE,
+            created.key(),
+            Expect::Value(0),
+            &created,
+        )?],
+        reads: Vec::new(),
+    })
 }
 
 /// Accepted (with the debit and the credit) or rejected, in one message.
+/// The accounts it read go with the decision: an acceptance pins them
+/// (explicit values), and a rejection is published only once the bus
+/// confirms they were current.
 pub async fn decide_transfer(
     db: &mut PgConnection,
     event: &EventRecord,
-) -> Result<Vec<Emit>, HandlerError> {
+) -> Result<Reaction, HandlerError> {
     let pending = PendingTransaction::decode(event.data.get())
         .map_err(|e| HandlerError::bad_data(event, e))?;
+    HandlerError::check_key(event, &pending.key())?;
     let from = store::state(db, pending.from_account_id).await?;
     let to = store::state(db, pending.to_account_id).await?;
+    let reads = vec![
+        Read {
+            key: account_key(pending.from_account_id),
+            version: from.map(|state| state.version),
+        },
+        Read {
+            key: account_key(pending.to_account_id),
+            version: to.map(|state| state.version),
+        },
+    ];
     let verdict = transfer::decide(
         pending.from_account_id,
         pending.to_account_id,
@@ -63,12 +84,15 @@ pub async fn decide_transfer(
                 transaction_id: id,
                 reason: reason.to_owned(),
             };
-            Ok(vec![Emit::new(
-                RejectedTransaction::TYPE,
-                rejected.key(),
-                decided,
-                &rejected,
-            )?])
+            Ok(Reaction {
+                emits: vec![Emit::new(
+                    RejectedTransaction::TYPE,
+                    rejected.key(),
+                    decided,
+                    &rejected,
+                )?],
+                reads,
+            })
         }
         Verdict::Accept { from, to } => {
             let reference = match pending.reference.trim() {
@@ -91,26 +115,29 @@ pub async fn decide_transfer(
                 transaction_id: Some(id),
             };
             let accepted = AcceptedTransaction { transaction_id: id };
-            Ok(vec![
-                Emit::new(
-                    AcceptedTransaction::TYPE,
-                    accepted.key(),
-                    decided,
-                    &accepted,
-                )?,
-                Emit::new(
-                    ConfirmedDebit::TYPE,
-                    debit.key(),
-                    Expect::after(Some(from.version)),
-                    &debit,
-                )?,
-                Emit::new(
-                    ConfirmedCredit::TYPE,
-                    credit.key(),
-                    Expect::after(Some(to.version)),
-                    &credit,
-                )?,
-            ])
+            Ok(Reaction {
+                emits: vec![
+                    Emit::new(
+                        AcceptedTransaction::TYPE,
+                        accepted.key(),
+                        decided,
+                        &accepted,
+                    )?,
+                    Emit::new(
+                        ConfirmedDebit::TYPE,
+                        debit.key(),
+                        Expect::after(Some(from.version)),
+                        &debit,
+                    )?,
+                    Emit::new(
+                        ConfirmedCredit::TYPE,
+                        credit.key(),
+                        Expect::after(Some(to.version)),
+                        &credit,
+                    )?,
+                ],
+                reads,
+            })
         }
     }
 }

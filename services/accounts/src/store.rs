@@ -173,13 +173,37 @@ pub async fn account(db: &PgPool, account_id: i64) -> Result<Option<AccountRow>,
     .await
 }
 
-pub async fn accounts_of(db: &PgPool, username: &str) -> Result<Vec<AccountRow>, sqlx::Error> {
+/// A user's accounts by id, after `after`, at most `limit`.
+pub async fn accounts_of(
+    db: &PgPool,
+    username: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AccountRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT account_id, username, balance, version, created_at FROM accounts
-         WHERE username = $1 ORDER BY account_id",
+         WHERE username = $1 AND account_id > coalesce($2, 0) ORDER BY account_id LIMIT $3",
     )
     .bind(username)
+    .bind(after)
+    .bind(limit)
     .fetch_all(db)
+    .await
+}
+
+/// The statement entry an event of the account booked.
+pub async fn entry(
+    db: &PgPool,
+    account_id: i64,
+    version: i64,
+) -> Result<Option<EntryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT version, recorded_at, description, kind, amount, balance_after, transaction_id
+         FROM statement_entries WHERE account_id = $1 AND version = $2",
+    )
+    .bind(account_id)
+    .bind(version)
+    .fetch_optional(db)
     .await
 }
 

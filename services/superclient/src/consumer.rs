@@ -3,19 +3,24 @@
 //!
 //! One commit costs an fsync (about 3 ms here), so committing per event
 //! would cap a service near 300 events/s. Everything that has arrived is
-//! taken at once (up to `max_batch`) and applied in one transaction. When
-//! a batch fails, its events are applied one per transaction, so that only
-//! the event at fault is nacked: the bus redelivers it after a back-off and
-//! parks it after `max_deliveries`.
+//! taken at once (up to `max_batch`): the facts are applied in one
+//! transaction (which also moves the rebuild mark, so a restart reads
+//! little history again), then the commands are reacted to. When the facts
+//! fail together, they are applied one per transaction, so that only the
+//! event at fault is nacked: the bus redelivers it after a back-off and
+//! parks it after `max_deliveries`, holding its key's later events back.
 
 use bus::{
     client::{BusClient, Events},
     protocol::{DeliveredEvent, EventRecord},
 };
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::{applied, decide::DecideError, runtime::Ctx, service::Service};
+use crate::{
+    apply::{ApplyError, Batch},
+    context::Ctx,
+    service::Service,
+};
 
 pub(crate) async fn run<S: Service>(
     ctx: Ctx<S>,
@@ -43,75 +48,83 @@ pub(crate) async fn run<S: Service>(
 
 async fn handle_batch<S: Service>(ctx: &Ctx<S>, consumer: &BusClient, batch: &[DeliveredEvent]) {
     metrics::histogram!("superclient_batch_events").record(batch.len() as f64);
-    match apply_in_one_transaction(ctx, batch).await {
-        Ok(()) => {
-            let _ = consumer.ack(batch.iter().map(|d| d.event.position).collect());
-            metrics::counter!("superclient_events_handled_total", "outcome" => "ok")
-                .increment(batch.len() as u64);
+    // Facts first, then the commands, decided on state that includes them.
+    // Events of one key are never both in a batch (the bus hands a key's
+    // next event out only after the previous one is acknowledged), so this
+    // reorders nothing that depends on order.
+    let (skipped, batch): (Vec<&DeliveredEvent>, Vec<&DeliveredEvent>) =
+        batch.iter().partition(|delivered| delivered.skipped);
+    for delivered in skipped {
+        step_over(ctx, consumer, &delivered.event).await;
+    }
+    let (commands, facts): (Vec<&DeliveredEvent>, Vec<&DeliveredEvent>) = batch
+        .into_iter()
+        .partition(|delivered| S::REACTS_TO.contains(&delivered.event.event_type.as_str()));
+    if !facts.is_empty() {
+        let events: Vec<EventRecord> = facts.iter().map(|d| d.event.clone()).collect();
+        match apply_live(ctx, &events).await {
+            Ok(()) => settled(consumer, &events),
+            Err(error) if events.len() > 1 => {
+                tracing::info!(events = events.len(), %error, "a batch failed; applying its events one by one");
+                for event in &events {
+                    match apply_live(ctx, std::slice::from_ref(event)).await {
+                        Ok(()) => settled(consumer, std::slice::from_ref(event)),
+                        Err(error) => failed(consumer, event, &error.to_string()),
+                    }
+                }
+            }
+            Err(error) => failed(consumer, &events[0], &error.to_string()),
         }
-        Err(error) if batch.len() == 1 => {
-            let event = &batch[0].event;
-            tracing::warn!(position = event.position, event_type = %event.event_type,
-                correlation_id = %event.correlation_id, delivery = batch[0].delivery, %error,
-                "could not handle the event; nacked");
-            metrics::counter!("superclient_events_handled_total", "outcome" => "nacked")
-                .increment(1);
-            let _ = consumer.nack(event.position, error.to_string());
-        }
-        Err(error) => {
-            tracing::info!(events = batch.len(), %error, "a batch failed; handling its events one by one");
-            for delivered in batch {
-                Box::pin(handle_batch(ctx, consumer, std::slice::from_ref(delivered))).await;
+    }
+    if !commands.is_empty() {
+        let events: Vec<EventRecord> = commands.iter().map(|d| d.event.clone()).collect();
+        for (event, outcome) in events.iter().zip(ctx.react_all(&events).await) {
+            match outcome {
+                Ok(()) => settled(consumer, std::slice::from_ref(event)),
+                Err(error) => failed(consumer, event, &error.to_string()),
             }
         }
     }
 }
 
-async fn apply_in_one_transaction<S: Service>(
-    ctx: &Ctx<S>,
-    batch: &[DeliveredEvent],
-) -> Result<(), DecideError> {
-    let mut tx = ctx.db().begin().await?;
-    // Facts first, then the commands, decided on state that includes them.
-    // Events of one key are never both in a batch (the bus hands a key's
-    // next event out only after the previous one is acknowledged), so this
-    // reorders nothing that depends on order.
-    let mut commands = Vec::new();
-    for delivered in batch {
-        let event = &delivered.event;
-        if S::REACTS_TO.contains(&event.event_type.as_str()) {
-            commands.push(event);
-        } else {
-            apply(ctx, &mut tx, event)
-                .instrument(event_span(event))
-                .await?;
-        }
-    }
-    if !commands.is_empty() {
-        let span = tracing::info_span!("reactions", events = commands.len());
-        ctx.react_all(&mut tx, &commands).instrument(span).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+/// Applies live events, moving the rebuild mark with them: everything of
+/// the service's types before them is applied or still owed by the bus.
+async fn apply_live<S: Service>(ctx: &Ctx<S>, events: &[EventRecord]) -> Result<(), ApplyError> {
+    ctx.apply_gap_free(Batch {
+        events,
+        mark: events.iter().map(|event| event.position).max(),
+        ..Batch::default()
+    })
+    .await
 }
 
-async fn apply<S: Service>(
-    ctx: &Ctx<S>,
-    db: &mut sqlx::PgConnection,
-    event: &EventRecord,
-) -> Result<(), DecideError> {
-    if applied::claim(db, event).await? {
-        ctx.service().apply(db, event).await?;
+/// An event staff skipped: claimed and recorded, never applied or reacted to.
+async fn step_over<S: Service>(ctx: &Ctx<S>, consumer: &BusClient, event: &EventRecord) {
+    tracing::warn!(position = event.position, key = %event.consistency.key,
+        event_type = %event.event_type, "staff skipped this event; stepping over it");
+    let outcome = ctx
+        .apply_gap_free(Batch {
+            events: std::slice::from_ref(event),
+            skipped: &[event],
+            ..Batch::default()
+        })
+        .await;
+    match outcome {
+        Ok(()) => settled(consumer, std::slice::from_ref(event)),
+        Err(error) => failed(consumer, event, &error.to_string()),
     }
-    Ok(())
 }
 
-pub(crate) fn event_span(event: &EventRecord) -> tracing::Span {
-    tracing::info_span!(
-        "event",
-        position = event.position,
-        event_type = %event.event_type,
-        key = %event.consistency.key,
-        correlation_id = %event.correlation_id,
-    )
+fn settled(consumer: &BusClient, events: &[EventRecord]) {
+    let _ = consumer.ack(events.iter().map(|event| event.position).collect());
+    metrics::counter!("superclient_events_handled_total", "outcome" => "ok")
+        .increment(events.len() as u64);
+}
+
+fn failed(consumer: &BusClient, event: &EventRecord, reason: &str) {
+    tracing::warn!(position = event.position, event_type = %event.event_type,
+        key = %event.consistency.key, correlation_id = %event.correlation_id, %reason,
+        "could not handle the event; nacked");
+    metrics::counter!("superclient_events_handled_total", "outcome" => "nacked").increment(1);
+    let _ = consumer.nack(event.position, reason);
 }

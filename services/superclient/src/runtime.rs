@@ -1,13 +1,7 @@
 //! Running a service: schema, rebuild, registration, the live loop, the
 //! HTTP server, and shutting all of it down gracefully.
 
-use std::{
-    str::FromStr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use anyhow::Context;
 use bus::{
@@ -23,77 +17,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    applied, config::ServiceArgs, consumer, http, key_locks::KeyLocks, rebuild, service::Service,
+    applied,
+    config::Settings,
+    consumer,
+    context::{Ctx, Parts},
+    http, idempotency, rebuild,
+    service::Service,
 };
 
-/// What a service's handlers and routes share: its database, the bus, the
-/// service itself. Cheap to clone; the state of its axum routes.
-pub struct Ctx<S> {
-    inner: Arc<Inner<S>>,
-}
+/// How often finished requests past their keeping time are forgotten.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(600);
 
-struct Inner<S> {
-    service: S,
-    db: PgPool,
-    publisher: BusClient,
-    key_locks: KeyLocks,
-    service_token: String,
-    ready: AtomicBool,
-    metrics: Option<PrometheusHandle>,
-}
-
-impl<S> Clone for Ctx<S> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-impl<S: Service> Ctx<S> {
-    pub fn service(&self) -> &S {
-        &self.inner.service
-    }
-
-    /// The service's database; its connections use the service's schema.
-    pub fn db(&self) -> &PgPool {
-        &self.inner.db
-    }
-
-    /// The connection that publishes and queries (events arrive on another).
-    pub(crate) fn publisher(&self) -> &BusClient {
-        &self.inner.publisher
-    }
-
-    pub(crate) fn key_locks(&self) -> &KeyLocks {
-        &self.inner.key_locks
-    }
-
-    pub(crate) fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn metrics(&self) -> Option<&PrometheusHandle> {
-        self.inner.metrics.as_ref()
-    }
-
-    /// Compares in constant time, so the token cannot be guessed byte by byte.
-    pub(crate) fn service_token_matches(&self, presented: &str) -> bool {
-        let expected = self.inner.service_token.as_bytes();
-        let presented = presented.as_bytes();
-        expected.len() == presented.len()
-            && expected
-                .iter()
-                .zip(presented)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    }
-}
-
-/// A service's process: parses nothing itself; the binary's `main` gives
-/// it the shared arguments. Logs go to stderr; the first line on stdout is
+/// A service's process: logs go to stderr; the first line on stdout is
 /// `NAME listening on ADDRESS`, printed once the service is ready.
-pub async fn main<S: Service>(service: S, args: ServiceArgs) -> anyhow::Result<()> {
+pub async fn main<S: Service>(service: S, settings: Settings) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -113,7 +50,7 @@ pub async fn main<S: Service>(service: S, args: ServiceArgs) -> anyhow::Result<(
             shutdown.cancel();
         }
     });
-    run(service, args, Some(metrics), shutdown, |address| {
+    run(service, settings, Some(metrics), shutdown, |address| {
         println!("{} listening on {address}", S::NAME);
     })
     .await
@@ -124,39 +61,32 @@ pub async fn main<S: Service>(service: S, args: ServiceArgs) -> anyhow::Result<(
 /// HTTP address once everything runs.
 pub async fn run<S: Service>(
     service: S,
-    args: ServiceArgs,
+    settings: Settings,
     metrics: Option<PrometheusHandle>,
     shutdown: CancellationToken,
-    ready: impl FnOnce(std::net::SocketAddr),
+    ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !args.service_token.is_empty(),
-        "SERVICE_TOKEN must not be empty: it is what keeps strangers out of the API"
-    );
     anyhow::ensure!(
         S::NAME.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
         "a service's name is its schema's: lowercase letters and _ only"
     );
-    let db = prepare_database(&service, &args.database_url).await?;
-
-    let bus_config = |config: ClientConfig| match &args.bus_token {
-        Some(token) if !token.is_empty() => config.token(token.clone()),
-        _ => config,
+    let db = prepare_database(&service, &settings.database_url).await?;
+    let bus_config = |config: ClientConfig| {
+        config
+            .token(settings.bus_token.clone())
+            .deadline(settings.bus_deadline)
     };
-    let (publisher, _) = BusClient::connect(bus_config(ClientConfig::new(&args.bus_url)))
+    let (publisher, _) = BusClient::connect(bus_config(ClientConfig::new(&settings.bus_url)))
         .await
         .context("could not connect to the bus")?;
-    let ctx = Ctx {
-        inner: Arc::new(Inner {
-            service,
-            db,
-            publisher: publisher.clone(),
-            key_locks: KeyLocks::default(),
-            service_token: args.service_token.clone(),
-            ready: AtomicBool::new(false),
-            metrics,
-        }),
-    };
+    let ctx = Ctx::new(Parts {
+        service,
+        db,
+        publisher: publisher.clone(),
+        callers: settings.callers.clone(),
+        user_tokens: settings.user_tokens.clone(),
+        metrics,
+    });
 
     // History first, then register, then the little that came in between:
     // a subscription owes events from its first registration on, and the
@@ -166,7 +96,7 @@ pub async fn run<S: Service>(
     types.sort_unstable();
     types.dedup();
     let (consumer, events) = BusClient::connect(bus_config(
-        ClientConfig::new(&args.bus_url).register(S::NAME, &types, Mode::Consume),
+        ClientConfig::new(&settings.bus_url).register(S::NAME, &types, Mode::Consume),
     ))
     .await
     .context("could not register with the bus")?;
@@ -174,11 +104,13 @@ pub async fn run<S: Service>(
     tracing::info!(
         events = first.events + second.events,
         through = second.through,
+        stuck_keys = second.stuck,
         "rebuilt from the bus's history"
     );
-    ctx.inner.ready.store(true, Ordering::Release);
+    ctx.set_stuck_keys(second.stuck as u64);
+    ctx.set_ready();
 
-    let listen = args
+    let listen = settings
         .listen
         .clone()
         .unwrap_or_else(|| format!("127.0.0.1:{}", S::DEFAULT_PORT));
@@ -193,17 +125,40 @@ pub async fn run<S: Service>(
         ctx.clone(),
         consumer,
         events,
-        args.max_batch,
+        settings.max_batch,
         shutdown.clone(),
     ));
-    let server = axum::serve(listener, http::router(ctx.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let expiry = tokio::spawn(expire_requests(ctx.db().clone(), shutdown.clone()));
+    let server = axum::serve(
+        listener,
+        http::router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = server.await;
     shutdown.cancel();
     let _ = live.await;
+    let _ = expiry.await;
     publisher.close();
     ctx.db().close().await;
     served.context("the HTTP server failed")
+}
+
+/// Forgets answered requests past their keeping time, now and then.
+async fn expire_requests(db: PgPool, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match idempotency::expire(&db).await {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, "forgot answered requests past their keeping time")
+            }
+            Err(error) => tracing::warn!(%error, "could not forget old answered requests"),
+        }
+    }
 }
 
 /// Creates the schema, runs the service's migrations in it, and returns a
@@ -228,22 +183,37 @@ async fn prepare_database<S: Service>(service: &S, url: &str) -> anyhow::Result<
     setup.close().await?;
     Ok(PgPoolOptions::new()
         .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.options([("search_path", S::NAME)]))
         .await?)
 }
 
 async fn prepare_schema<S: Service>(service: &S, db: &mut PgConnection) -> anyhow::Result<()> {
-    sqlx::raw_sql(&format!(
+    let use_schema = format!(
         "CREATE SCHEMA IF NOT EXISTS {name}; SET search_path TO {name}",
         name = S::NAME
-    ))
-    .execute(&mut *db)
-    .await?;
+    );
+    sqlx::raw_sql(&use_schema).execute(&mut *db).await?;
+    applied::ensure_tables(db).await?;
+    let mut types: Vec<&str> = S::APPLIES.to_vec();
+    types.sort_unstable();
+    let recorded = applied::applied_types(db).await?;
+    if !recorded.is_empty() && recorded != types {
+        // The tables hold what other types made of the log: they are
+        // rebuilt from it, so that a type added gets its history.
+        tracing::warn!(?recorded, now = ?types, "the service applies other event types now; rebuilding its tables from the log");
+        sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", S::NAME))
+            .execute(&mut *db)
+            .await?;
+        sqlx::raw_sql(&use_schema).execute(&mut *db).await?;
+        applied::ensure_tables(db).await?;
+    }
     service
         .migrator()
         .run(&mut *db)
         .await
         .context("could not migrate the service's schema")?;
-    applied::ensure_tables(db).await?;
+    idempotency::ensure_table(db).await?;
+    applied::record_applied_types(db, &types).await?;
     Ok(())
 }

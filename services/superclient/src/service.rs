@@ -1,4 +1,4 @@
-//! What a service declares, and the events it emits.
+//! What a service declares, and what its decisions emit.
 
 use std::future::Future;
 
@@ -6,13 +6,17 @@ use bus::protocol::{ConsistencyValue, EventRecord};
 use serde_json::value::RawValue;
 use sqlx::PgConnection;
 
-use crate::{decide::Expect, runtime::Ctx};
+use crate::context::Ctx;
 
 /// A service: its name, the events it handles, its schema and its routes.
 ///
 /// Every event type it takes is either *applied* (a fact that updates its
 /// tables, [`Service::apply`]) or *reacted to* (a command that it answers by
 /// publishing new events, [`Service::react`]); never both.
+///
+/// Changing [`Service::APPLIES`] rebuilds the service's tables from the
+/// log at the next start (so a type added later gets its history); stop
+/// the instances of the old version first.
 pub trait Service: Send + Sync + Sized + 'static {
     /// The client type on the bus, and the name of the Postgres schema.
     const NAME: &'static str;
@@ -28,7 +32,7 @@ pub trait Service: Send + Sync + Sized + 'static {
     fn migrator(&self) -> &'static sqlx::migrate::Migrator;
 
     /// Applies one event to the tables, inside the framework's transaction.
-    /// The framework has already checked it was not applied before.
+    /// The framework has checked that it is exactly its key's next event.
     fn apply(
         &self,
         db: &mut PgConnection,
@@ -36,23 +40,24 @@ pub trait Service: Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
     /// Decides what a command event leads to, reading the tables through
-    /// `db`. May run more than once for one event (after `inconsistent`, or
+    /// `db` (no transaction is open: nothing may wait on the bus inside
+    /// one). May run more than once for one event (after `inconsistent`,
     /// after a redelivery): it must decide from what it reads, nothing else.
     fn react(
         &self,
         db: &mut PgConnection,
         event: &EventRecord,
-    ) -> impl Future<Output = Result<Vec<Emit>, HandlerError>> + Send {
+    ) -> impl Future<Output = Result<Reaction, HandlerError>> + Send {
         let _ = (db, event);
-        async { Ok(Vec::new()) }
+        async { Ok(Reaction::default()) }
     }
 
-    /// The HTTP API; the framework requires the service token on every route.
+    /// The HTTP API; the framework requires a caller token on every route.
     fn routes(&self) -> axum::Router<Ctx<Self>>;
 }
 
-/// Why a handler failed. The event is nacked and, after the bus's
-/// `max_deliveries`, parked.
+/// Why a handler failed. A live event is nacked and, after the bus's
+/// `max_deliveries`, parked (which holds its key's later events back).
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     #[error("the event's data is not a valid {event_type}: {message}")]
@@ -69,6 +74,39 @@ impl HandlerError {
             event_type: event.event_type.clone(),
             message: error.to_string(),
         }
+    }
+
+    /// Refuses data about another key than the one it was written under
+    /// (money booked on `acc-7` is account 7's).
+    pub fn check_key(event: &EventRecord, data_key: &str) -> Result<(), Self> {
+        if data_key == event.consistency.key {
+            Ok(())
+        } else {
+            Err(Self::bad_data(
+                event,
+                format!(
+                    "its data belongs to {data_key}, not {}",
+                    event.consistency.key
+                ),
+            ))
+        }
+    }
+}
+
+/// The consistency value an emitted event claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Exactly this value: the key's next one as the decision saw it.
+    Value(i64),
+    /// Whatever is next: for keys nobody races on. Such events are not
+    /// applied locally at once; they are applied when delivered.
+    Any,
+}
+
+impl Expect {
+    /// The value after `version` (the key's last applied value; `None`: the key is new).
+    pub fn after(version: Option<i64>) -> Self {
+        Self::Value(version.map_or(0, |v| v + 1))
     }
 }
 
@@ -104,5 +142,43 @@ impl Emit {
             Expect::Value(value) => ConsistencyValue::Explicit(value),
             Expect::Any => ConsistencyValue::Implicit,
         }
+    }
+}
+
+/// What a reaction decided: the events to publish (none: nothing to do),
+/// and the state it read that those events do not pin with an explicit
+/// value. A rejection reads balances without writing them: before it is
+/// published, the framework confirms with the bus that each of these
+/// reads was current, and decides again when one was not.
+#[derive(Debug, Clone, Default)]
+pub struct Reaction {
+    pub emits: Vec<Emit>,
+    pub reads: Vec<Read>,
+}
+
+/// A key a decision read, at the version it saw (`None`: no event yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub key: String,
+    pub version: Option<i64>,
+}
+
+impl Reaction {
+    /// The reads no emitted event pins: those the bus must confirm.
+    pub(crate) fn unpinned_reads(&self) -> impl Iterator<Item = &Read> {
+        self.reads.iter().filter(|read| {
+            !self
+                .emits
+                .iter()
+                .any(|emit| emit.key == read.key && matches!(emit.expect, Expect::Value(_)))
+        })
+    }
+
+    /// The keys its events claim explicit values of.
+    pub(crate) fn pinned_keys(&self) -> impl Iterator<Item = &String> {
+        self.emits
+            .iter()
+            .filter(|emit| matches!(emit.expect, Expect::Value(_)))
+            .map(|emit| &emit.key)
     }
 }

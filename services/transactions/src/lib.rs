@@ -9,23 +9,28 @@
 //!
 //! # HTTP API
 //!
-//! Every route needs `Authorization: Bearer SERVICE_TOKEN` and
-//! `X-Acting-User` (`X-Acting-Staff: true` for bank staff). Errors are
-//! `{"error": {"code", "message"}}`.
+//! Every route needs a caller token (`Authorization: Bearer …`) and the
+//! acting user's token (`X-User-Token`); asking for a transfer takes an
+//! `Idempotency-Key` (a repeat gets the first answer, and the transfer is
+//! asked for once). What the acting user may not see is a 404, exactly
+//! like what does not exist. Errors are `{"error": {"code", "message"}}`.
 //!
 //! | route | does |
 //! |---|---|
-//! | `POST /transfers` `{from_account_id, to_account_id, amount, reference?}` | 202 with the transfer, `status: "pending"`; 400 on bad input; 403 when the source belongs to someone else; 404 when it does not exist |
-//! | `GET /transfers/{id}` | the transfer: `status` `pending`, `accepted` or `rejected` with `reason`; 404 when unknown; visible to the user who asked, the receiving account's owner and staff |
-//! | `GET /transfers?username=U` or `?account_id=N`, `&before=ID&limit=L` | transfers newest first (`next_before` pages on) |
+//! | `POST /transfers` `{from_account_id, to_account_id, amount, reference?}` + key | 202 with the transfer as asked for: `status: "pending"` (the accounts service decides it next); 400 on bad input; 404 when the source is not the acting user's account |
+//! | `GET /transfers/{id}` | the transfer, with its `status`: `pending`, `accepted`, or `rejected` with `reason`; visible to the user who asked, the receiving account's owner, and staff |
+//! | `GET /transfers?username=U` or `?account_id=N`, `&before=ID&limit=L` | `{transfers, next_before}`, newest first, `limit` 1..=200 (50) |
 //!
 //! A transfer is `{transaction_id, from_account_id, to_account_id, amount,
 //! reference, username, status, reason, requested_at, decided_at}`;
-//! amounts are strings (`"30.00"`): more than zero, at most two decimals,
-//! at most `10000000.00`.
+//! `username` (who asked) is shown only to that user and staff: the
+//! receiver sees the sending account and the reference. Amounts are
+//! strings (`"30.00"`): more than zero, at most two decimals, at most
+//! `10000000.00`.
 
 mod routes;
 mod store;
+mod view;
 
 use events::{
     AcceptedTransaction, AccountCreated, DomainEvent, PendingTransaction, RejectedTransaction,
@@ -57,18 +62,18 @@ impl Service for Transactions {
         let bad = |e| HandlerError::bad_data(event, e);
         match event.event_type.as_str() {
             AccountCreated::TYPE => {
-                store::record_owner(db, &AccountCreated::decode(data).map_err(bad)?).await?
+                let created = AccountCreated::decode(data).map_err(bad)?;
+                HandlerError::check_key(event, &created.key())?;
+                store::record_owner(db, &created).await?
             }
             PendingTransaction::TYPE => {
-                store::insert_transfer(
-                    db,
-                    &PendingTransaction::decode(data).map_err(bad)?,
-                    event.timestamp,
-                )
-                .await?;
+                let pending = PendingTransaction::decode(data).map_err(bad)?;
+                HandlerError::check_key(event, &pending.key())?;
+                store::insert_transfer(db, &pending, event.timestamp).await?;
             }
             AcceptedTransaction::TYPE => {
                 let accepted = AcceptedTransaction::decode(data).map_err(bad)?;
+                HandlerError::check_key(event, &accepted.key())?;
                 store::decide(
                     db,
                     accepted.transaction_id,
@@ -80,6 +85,7 @@ impl Service for Transactions {
             }
             RejectedTransaction::TYPE => {
                 let rejected = RejectedTransaction::decode(data).map_err(bad)?;
+                HandlerError::check_key(event, &rejected.key())?;
                 store::decide(
                     db,
                     rejected.transaction_id,

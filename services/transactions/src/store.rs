@@ -3,16 +3,14 @@
 use chrono::{DateTime, Utc};
 use events::{AccountCreated, PendingTransaction};
 use rust_decimal::Decimal;
-use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
 use superclient::HandlerError;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow)]
 pub struct TransferRow {
     pub transaction_id: i64,
     pub from_account_id: i64,
     pub to_account_id: i64,
-    #[serde(serialize_with = "money")]
     pub amount: Decimal,
     pub reference: String,
     pub username: String,
@@ -20,10 +18,6 @@ pub struct TransferRow {
     pub reason: Option<String>,
     pub requested_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
-}
-
-fn money<S: serde::Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&events::format_money(*value))
 }
 
 const COLUMNS: &str = "transaction_id, from_account_id, to_account_id, amount, reference, username,

@@ -1,52 +1,75 @@
-//! The users service: sign-up, credentials, and the accounts users ask for.
+//! The users service: sign-up, log-in (signed user tokens), and the
+//! accounts users ask for.
 //!
 //! It applies `UserCreated`, `AccountCreationRequest` and `AccountCreated`
 //! to its schema (`users`), and publishes `UserCreated` with the user's
 //! first `AccountCreationRequest` (one atomic message), and further
 //! requests. The accounts service answers each request with `AccountCreated`.
+//! It alone holds the private key that signs user tokens.
 //!
 //! # HTTP API
 //!
-//! Every route needs `Authorization: Bearer SERVICE_TOKEN`; the ones that
-//! act for a user take `X-Acting-User` (and `X-Acting-Staff: true` for bank
-//! staff). Errors are `{"error": {"code", "message"}}`.
+//! Every route needs a caller token (`Authorization: Bearer …`). Routes
+//! that act for a user take the user's token (`X-User-Token`); routes that
+//! change state take an `Idempotency-Key` (a repeat gets the first answer;
+//! the same key with another request is a 422 `idempotency_key_reused`).
+//! Errors are `{"error": {"code", "message"}}`. What is not the acting
+//! user's is a 404, like what does not exist.
 //!
 //! | route | does |
 //! |---|---|
-//! | `POST /users` `{username, display_name, password}` | signs up; 201 with the user and `first_account` (`request_id`, `status`, `account_id` once created); 409 `username_taken`; 400 on bad input |
-//! | `POST /users/{username}/verify` `{password}` | 200 with the user, or 401 `wrong_credentials` |
-//! | `GET /users/{username}` | the user (acting user: that user or staff) |
-//! | `GET /users/{username}/accounts` | `{accounts: [{request_id, status, account_id, requested_at}]}`, oldest first |
-//! | `POST /users/{username}/accounts` | requests another account; 201 when created in time, else 202 with `status: "pending"` |
-//! | `GET /account-requests/{request_id}` | a request's status: `pending` or `created` with `account_id` |
+//! | `POST /users` `{username, display_name, password}` + key | signs up: 201 `{user, first_account}`; 409 `username_taken`; 400 on bad input |
+//! | `POST /sessions` `{username, password}` | logs in: 200 `{token, expires_at, user}`; 401 `wrong_credentials` (one message for a wrong username or password); 429 `too_many_attempts` with `Retry-After` |
+//! | `POST /sessions/renew` (user token) | a fresh token for the same log-in, up to 12 hours after it: 200 `{token, expires_at, user}`; 401 `session_expired` |
+//! | `GET /users/{username}` | `{username, display_name, staff}` |
+//! | `GET /users/{username}/accounts?after=&limit=` | `{accounts: [account request], next_after}`, oldest first, `limit` 1..=10 (10) |
+//! | `POST /users/{username}/accounts` + key | asks for another account: 201 with the request once created, 202 while `pending`; 422 `too_many_accounts` past 10 |
+//! | `GET /account-requests/{request_id}` | the account request |
 //!
+//! A user is `{username, display_name, staff}`; an account request is
+//! `{request_id, status ("pending" or "created"), account_id, requested_at}`.
 //! Usernames are 3 to 32 of `a-z`, `0-9` and `_`; display names 1 to 100
-//! characters; passwords at least 10 characters, stored only as argon2id
+//! characters; passwords 10 to 1024 characters, stored only as argon2id
 //! hashes, which no response contains.
 //!
-//! The bank's staff login comes from `STAFF_USERNAME` and `STAFF_PASSWORD`:
-//! it is configuration, not an event, so nobody can sign up under its name.
+//! The bank's staff log-in comes from `STAFF_USERNAME` and `STAFF_PASSWORD`:
+//! configuration, not an event, so nobody can sign up under its name. Its
+//! token has the role `staff`.
 
 mod password;
 mod routes;
 mod rules;
+mod slots;
 mod staff;
 mod store;
+mod throttle;
 
 use events::{AccountCreated, AccountCreationRequest, DomainEvent, UserCreated};
 use sqlx::PgConnection;
 use superclient::{EventRecord, HandlerError, Service};
+use trust::user_token::Issuer;
 
+pub use password::Passwords;
 pub use staff::StaffLogin;
+use throttle::LoginThrottle;
 
 /// The users service.
 pub struct Users {
     staff: Option<StaffLogin>,
+    issuer: Issuer,
+    passwords: Passwords,
+    throttle: LoginThrottle,
 }
 
 impl Users {
-    pub fn new(staff: Option<StaffLogin>) -> Self {
-        Self { staff }
+    /// `issuer` signs user tokens; `passwords` bounds the argon2 work.
+    pub fn new(staff: Option<StaffLogin>, issuer: Issuer, passwords: Passwords) -> Self {
+        Self {
+            staff,
+            issuer,
+            passwords,
+            throttle: LoginThrottle::default(),
+        }
     }
 }
 
@@ -68,20 +91,21 @@ impl Service for Users {
     async fn apply(&self, db: &mut PgConnection, event: &EventRecord) -> Result<(), HandlerError> {
         let data = event.data.get();
         let at = event.timestamp;
+        let bad = |e| HandlerError::bad_data(event, e);
         match event.event_type.as_str() {
             UserCreated::TYPE => {
-                let user =
-                    UserCreated::decode(data).map_err(|e| HandlerError::bad_data(event, e))?;
+                let user = UserCreated::decode(data).map_err(bad)?;
+                HandlerError::check_key(event, &user.key())?;
                 store::insert_user(db, &user, at).await?;
             }
             AccountCreationRequest::TYPE => {
-                let request = AccountCreationRequest::decode(data)
-                    .map_err(|e| HandlerError::bad_data(event, e))?;
+                let request = AccountCreationRequest::decode(data).map_err(bad)?;
+                HandlerError::check_key(event, &request.key())?;
                 store::record_request(db, &request, at).await?;
             }
             AccountCreated::TYPE => {
-                let created =
-                    AccountCreated::decode(data).map_err(|e| HandlerError::bad_data(event, e))?;
+                let created = AccountCreated::decode(data).map_err(bad)?;
+                HandlerError::check_key(event, &created.key())?;
                 store::record_account(db, &created, at).await?;
             }
             _ => {}

@@ -1,11 +1,6 @@
 //! The bank's staff login, from configuration.
 
-use argon2::{
-    Argon2, PasswordHasher,
-    password_hash::{SaltString, rand_core::OsRng},
-};
-
-use crate::rules;
+use crate::{password, rules};
 
 /// The staff username and a hash of its password (the password itself is
 /// dropped as soon as it is hashed).
@@ -20,11 +15,7 @@ impl StaffLogin {
             .map_err(|e| anyhow::anyhow!("STAFF_USERNAME: {}", e.message))?;
         rules::check_password(password)
             .map_err(|e| anyhow::anyhow!("STAFF_PASSWORD: {}", e.message))?;
-        let salt = SaltString::generate(&mut OsRng);
-        let password_hash = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| anyhow::anyhow!("could not hash the staff password: {e}"))?
-            .to_string();
+        let password_hash = password::hash_now(password)?;
         Ok(Self {
             username: username.to_owned(),
             password_hash,

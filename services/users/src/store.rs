@@ -94,12 +94,41 @@ pub async fn request(db: &PgPool, request_id: Uuid) -> Result<Option<RequestRow>
     .await
 }
 
-pub async fn requests_of(db: &PgPool, username: &str) -> Result<Vec<RequestRow>, sqlx::Error> {
+/// A user's account requests, oldest first, after the request `after`
+/// (keyset paging), at most `limit`.
+pub async fn requests_of(
+    db: &PgPool,
+    username: &str,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RequestRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT request_id, username, requested_at, account_id FROM account_requests
-         WHERE username = $1 ORDER BY requested_at, request_id",
+        "SELECT request_id, username, requested_at, account_id FROM account_requests r
+         WHERE username = $1
+           AND ($2::uuid IS NULL OR (requested_at, request_id) >
+                (SELECT requested_at, request_id FROM account_requests WHERE request_id = $2))
+         ORDER BY requested_at, request_id
+         LIMIT $3",
     )
     .bind(username)
+    .bind(after)
+    .bind(limit)
     .fetch_all(db)
     .await
+}
+
+/// How many accounts a user has asked for.
+pub async fn request_count(db: &PgPool, username: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM account_requests WHERE username = $1")
+        .bind(username)
+        .fetch_one(db)
+        .await
+}
+
+/// Which of `request_ids` are taken.
+pub async fn taken_requests(db: &PgPool, request_ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT request_id FROM account_requests WHERE request_id = ANY($1)")
+        .bind(request_ids)
+        .fetch_all(db)
+        .await
 }

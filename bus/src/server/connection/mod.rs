@@ -232,6 +232,7 @@ fn forward(frames: &Outbox, outgoing: Outgoing) -> Result<(), CloseReason> {
             let frame = EventFrame {
                 event: &delivery.event,
                 delivery: delivery.delivery,
+                skipped: delivery.skipped,
             };
             frames
                 .push(ServerMessage::Event(frame).to_json())
@@ -243,7 +244,11 @@ fn forward(frames: &Outbox, outgoing: Outgoing) -> Result<(), CloseReason> {
                 .iter()
                 .filter(|e| e.position > after && types.contains(&e.event_type))
             {
-                let frame = EventFrame { event, delivery: 1 };
+                let frame = EventFrame {
+                    event,
+                    delivery: 1,
+                    skipped: false,
+                };
                 if frames.push(ServerMessage::Event(frame).to_json()).is_err() {
                     return Err(too_slow(frames));
                 }

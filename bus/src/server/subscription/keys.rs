@@ -7,14 +7,31 @@ use crate::protocol::EventRecord;
 
 pub type InstanceId = u64;
 
+/// Where a held event comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The log, as the subscription read it.
+    Log,
+    /// A staff decision released it: replayed, or held behind a parked one.
+    Released,
+    /// Staff skipped it: delivered once, marked skipped, to be stepped over.
+    Skipped,
+}
+
 /// An event held for delivery.
 #[derive(Debug)]
 pub struct Held {
     pub event: Arc<EventRecord>,
     /// Deliveries so far (the next one is numbered one more).
     pub deliveries: u32,
-    /// Delivered again on staff's request after it was parked.
-    pub replay: bool,
+    pub source: Source,
+}
+
+impl Held {
+    /// Released by staff: tracked in the store's replays, not the cursor.
+    pub fn released(&self) -> bool {
+        self.source != Source::Log
+    }
 }
 
 /// Where the head of a key's queue is.

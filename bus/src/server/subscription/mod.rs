@@ -117,13 +117,7 @@ impl Subscriptions {
         // No subscription runs here: the decision waits in the store, and
         // the subscription delivers what it released when it starts.
         let released = store::parking::decide(&self.pool, client_type, position, &record).await?;
-        Ok(released.map(|released| {
-            released
-                .positions
-                .iter()
-                .filter(|&&p| p != position)
-                .count()
-        }))
+        Ok(released.map(|released| released.positions.len() - 1))
     }
 
     /// Saves every subscription's progress and stops them.

@@ -47,8 +47,14 @@ use crate::{
     },
 };
 
-/// The most events one group commits.
+/// The most events one group commits, and (beyond its first message) the
+/// most bytes: a committed batch stays in memory while receivers follow it.
 const MAX_GROUP_EVENTS: usize = 10_000;
+const MAX_GROUP_BYTES: usize = 4 * 1024 * 1024;
+/// Committed batches kept for receivers that follow the writer (the
+/// subscriptions and observers); one that falls further behind reads the
+/// log instead (a subscription) or is closed (an observer).
+const COMMITTED_BATCHES: usize = 1024;
 /// Bytes of `new` messages waiting for the writer, over all connections:
 /// past this, connections wait before they hand the writer more.
 const MAX_INTAKE_BYTES: usize = 64 * 1024 * 1024;
@@ -63,6 +69,13 @@ pub struct AppendRequest {
     pub reply: oneshot::Sender<Receipt>,
     /// Its share of the writer's intake, given back once it is answered.
     pub intake: OwnedSemaphorePermit,
+}
+
+impl AppendRequest {
+    /// What its events' data weigh.
+    fn bytes(&self) -> usize {
+        self.events.iter().map(|event| event.data.get().len()).sum()
+    }
 }
 
 /// Events committed together, in position order: `first..=last`.
@@ -139,7 +152,7 @@ pub async fn spawn(
     let head = store::events::load_head(&mut connection).await?;
     tracing::info!(head = head.head, "the log ends here");
     let (requests, receiver) = mpsc::unbounded_channel();
-    let (committed, _) = broadcast::channel(4096);
+    let (committed, _) = broadcast::channel(COMMITTED_BATCHES);
     let head_position = Arc::new(AtomicI64::new(head.head));
     let key_values = Arc::new(KeyValues::new(key_cache));
     let writer = Writer {
@@ -190,10 +203,12 @@ impl Writer {
                 }
             }
             let mut events: usize = group.iter().map(|r| r.events.len()).sum();
-            while events < MAX_GROUP_EVENTS {
+            let mut bytes: usize = group.iter().map(AppendRequest::bytes).sum();
+            while events < MAX_GROUP_EVENTS && bytes < MAX_GROUP_BYTES {
                 match self.receiver.try_recv() {
                     Ok(request) => {
                         events += request.events.len();
+                        bytes += request.bytes();
                         group.push(request);
                     }
                     Err(_) => break,

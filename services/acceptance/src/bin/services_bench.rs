@@ -16,7 +16,7 @@ use std::{
 use acceptance::{Bank, eventually};
 use anyhow::Context;
 use bus::{
-    client::{BusClient, ClientConfig, Publish},
+    client::{BusClient, Publish},
     protocol::{ConsistencyValue, Mode, ReceiptStatus},
 };
 use clap::Parser;
@@ -55,13 +55,12 @@ async fn main() -> anyhow::Result<()> {
     println!("setting up {} users with £1000.00 each", cli.users);
     let accounts = set_up_users(&bank, cli.users).await;
 
-    let (observer, mut decisions) =
-        BusClient::connect(ClientConfig::new(bank.bus.bus_url()).register(
-            "bench-observer",
-            &["AcceptedTransaction", "RejectedTransaction"],
-            Mode::Observe,
-        ))
-        .await?;
+    let (observer, mut decisions) = BusClient::connect(bank.bus_config(Some("web")).register(
+        "web",
+        &["AcceptedTransaction", "RejectedTransaction"],
+        Mode::Observe,
+    ))
+    .await?;
     let commits_before = commits(&pool).await?;
     let sent: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let started = Instant::now();
@@ -171,7 +170,8 @@ async fn publish_burst(
     let per_publisher = ids.len().div_ceil(cli.publishers.max(1));
     let mut tasks = Vec::new();
     for share in ids.chunks(per_publisher.max(1)) {
-        let (client, _) = BusClient::connect(ClientConfig::new(bank.bus.bus_url())).await?;
+        // As the transactions service would, with its token.
+        let (client, _) = BusClient::connect(bank.bus_config(Some("transactions"))).await?;
         let (share, accounts, sent, per_message) = (
             share.to_vec(),
             accounts.to_vec(),

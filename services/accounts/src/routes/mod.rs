@@ -33,22 +33,25 @@ fn account_id(text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid("an account id is a positive whole number"))
 }
 
-/// The account, if the acting user may see it. An account the bus has
-/// but these tables do not yet (just created, by another instance) is
-/// caught up on first.
-async fn owned_account(
+fn no_account(account_id: i64) -> ApiError {
+    ApiError::not_found(format!("no account {account_id}"))
+}
+
+/// The account, if the acting user may see it; anyone else's is answered
+/// exactly like one that does not exist. Either way the account is first
+/// brought up to date with the bus (one round trip), so what is shown is
+/// current, and both answers cost the same.
+async fn visible_account(
     ctx: &Ctx<Accounts>,
     acting: &ActingUser,
     account_id: i64,
 ) -> Result<store::AccountRow, ApiError> {
-    let account = match store::account(ctx.db(), account_id).await? {
-        Some(account) => Some(account),
-        None => {
-            ctx.refresh(&[account_key(account_id)]).await?;
-            store::account(ctx.db(), account_id).await?
-        }
-    };
-    let account = account.ok_or_else(|| ApiError::not_found(format!("no account {account_id}")))?;
-    acting.require_access(&account.username, "that account")?;
-    Ok(account)
+    if let Err(error) = ctx.refresh(&[account_key(account_id)]).await {
+        // What the tables have is still worth showing.
+        tracing::warn!(account_id, %error, "could not bring an account up to date");
+    }
+    store::account(ctx.db(), account_id)
+        .await?
+        .filter(|account| acting.may_access(&account.username))
+        .ok_or_else(|| no_account(account_id))
 }

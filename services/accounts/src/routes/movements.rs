@@ -1,5 +1,6 @@
-//! Deposits and withdrawals: decided on the account's balance and version,
-//! published with the version's next value.
+//! Deposits and withdrawals: decided on the account's current balance and
+//! version, published with the version's next value, answered with the
+//! statement entry they booked.
 
 use axum::{
     Json,
@@ -9,9 +10,12 @@ use axum::{
 use events::{Amount, ConfirmedCredit, ConfirmedDebit, DomainEvent, account_key};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use superclient::{ActingUser, ApiError, CorrelationId, Ctx, Emit, Expect};
+use superclient::{
+    ActingUser, ApiError, Begin, CorrelationId, Ctx, Emit, Expect, Idempotency, IdempotencyKey,
+    Service, consistency_value,
+};
 
-use super::{account_id, owned_account};
+use super::{account_id, no_account};
 use crate::{Accounts, store};
 
 #[derive(Deserialize)]
@@ -26,30 +30,51 @@ enum Direction {
     Out,
 }
 
+impl Direction {
+    fn route(self) -> &'static str {
+        match self {
+            Self::In => "deposit",
+            Self::Out => "withdrawal",
+        }
+    }
+}
+
 pub async fn deposit(
     ctx: State<Ctx<Accounts>>,
     acting: ActingUser,
     correlation: CorrelationId,
+    key: IdempotencyKey,
     id: Path<String>,
     body: Result<Json<MovementForm>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    movement(ctx, acting, correlation, id, body, Direction::In).await
+    movement(ctx, acting, correlation, key, id, body, Direction::In).await
 }
 
 pub async fn withdraw(
     ctx: State<Ctx<Accounts>>,
     acting: ActingUser,
     correlation: CorrelationId,
+    key: IdempotencyKey,
     id: Path<String>,
     body: Result<Json<MovementForm>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    movement(ctx, acting, correlation, id, body, Direction::Out).await
+    movement(ctx, acting, correlation, key, id, body, Direction::Out).await
+}
+
+/// A movement, checked before anything is decided.
+#[derive(Clone)]
+struct Movement {
+    account_id: i64,
+    amount: Amount,
+    note: String,
+    direction: Direction,
 }
 
 async fn movement(
     State(ctx): State<Ctx<Accounts>>,
     acting: ActingUser,
     correlation: CorrelationId,
+    key: IdempotencyKey,
     Path(id): Path<String>,
     body: Result<Json<MovementForm>, JsonRejection>,
     direction: Direction,
@@ -61,60 +86,97 @@ async fn movement(
         .parse()
         .map_err(|e: events::AmountError| ApiError::invalid(e.to_string()))?;
     let note = check_note(form.note, direction)?;
-    owned_account(&ctx, &acting, account_id).await?;
+    let wanted = Movement {
+        account_id,
+        amount,
+        note,
+        direction,
+    };
+    let fingerprint = json!({"route": direction.route(), "account_id": account_id,
+                             "amount": amount, "note": wanted.note});
+    let mut request = match Idempotency::begin(
+        ctx.db(),
+        Accounts::NAME,
+        &acting.scope(),
+        &key,
+        &fingerprint,
+    )
+    .await?
+    {
+        Begin::Repeat(status, body) => return Ok((status, body)),
+        Begin::Proceed(request) => request,
+    };
+    let outcome = book(&ctx, &mut request, &acting, correlation, wanted).await;
+    request.finish(outcome).await
+}
 
+async fn book(
+    ctx: &Ctx<Accounts>,
+    request: &mut Idempotency,
+    acting: &ActingUser,
+    correlation: CorrelationId,
+    wanted: Movement,
+) -> Result<(StatusCode, Value), ApiError> {
+    let account_id = wanted.account_id;
     let key = account_key(account_id);
-    let (balance, version) = ctx
-        .decide(std::slice::from_ref(&key), correlation, |db| {
-            let (key, note) = (key.clone(), note.clone());
+    let stored = ctx
+        .decide(request, std::slice::from_ref(&key), correlation, |db| {
+            let (key, wanted, acting) = (key.clone(), wanted.clone(), acting.clone());
             Box::pin(async move {
                 let account = store::account(&db, account_id)
                     .await?
-                    .ok_or_else(|| ApiError::not_found(format!("no account {account_id}")))?;
+                    .filter(|account| acting.may_access(&account.username))
+                    .ok_or_else(|| no_account(account_id))?;
                 let expect = Expect::after(Some(account.version));
-                let (emit, balance) = match direction {
+                let emit = match wanted.direction {
                     Direction::In => {
                         let credit = ConfirmedCredit {
                             account_id,
-                            amount,
-                            note,
+                            amount: wanted.amount,
+                            note: wanted.note,
                             transaction_id: None,
                         };
-                        (
-                            Emit::new(ConfirmedCredit::TYPE, key, expect, &credit)?,
-                            account.balance + amount.value(),
-                        )
+                        Emit::new(ConfirmedCredit::TYPE, key, expect, &credit)?
                     }
-                    Direction::Out if account.balance < amount.value() => {
+                    Direction::Out if account.balance < wanted.amount.value() => {
                         return Err(ApiError::refused(
                             "insufficient_funds",
-                            format!("the balance is {}", events::format_money(account.balance)),
+                            format!(
+                                "insufficient funds: the balance is {}",
+                                events::format_money(account.balance)
+                            ),
                         ));
                     }
                     Direction::Out => {
                         let debit = ConfirmedDebit {
                             account_id,
-                            amount,
-                            note,
+                            amount: wanted.amount,
+                            note: wanted.note,
                             transaction_id: None,
                         };
-                        (
-                            Emit::new(ConfirmedDebit::TYPE, key, expect, &debit)?,
-                            account.balance - amount.value(),
-                        )
+                        Emit::new(ConfirmedDebit::TYPE, key, expect, &debit)?
                     }
                 };
-                Ok((vec![emit], (balance, account.version + 1)))
+                Ok(vec![emit])
             })
         })
         .await?;
+    // The entry the stored event booked (now, or by an earlier try).
+    let booked = stored
+        .iter()
+        .find(|event| {
+            event.event_type == ConfirmedCredit::TYPE || event.event_type == ConfirmedDebit::TYPE
+        })
+        .ok_or_else(ApiError::internal)?;
+    let entry = store::entry(ctx.db(), account_id, consistency_value(booked))
+        .await?
+        .ok_or_else(ApiError::internal)?;
     let body = json!({
         "account_id": account_id,
-        "amount": amount,
-        "balance": events::format_money(balance),
-        "version": version,
+        "balance": events::format_money(entry.balance_after),
+        "entry": entry,
     });
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, body))
 }
 
 /// Up to 140 characters without control characters; "Deposit" or
@@ -131,4 +193,24 @@ fn check_note(note: Option<String>, direction: Direction) -> Result<String, ApiE
         ("", Direction::Out) => "Withdrawal".to_owned(),
         (note, _) => note.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_default_by_direction_and_are_bounded() {
+        assert_eq!(check_note(None, Direction::In).unwrap(), "Deposit");
+        assert_eq!(
+            check_note(Some("  ".into()), Direction::Out).unwrap(),
+            "Withdrawal"
+        );
+        assert_eq!(
+            check_note(Some(" rent ".into()), Direction::Out).unwrap(),
+            "rent"
+        );
+        assert!(check_note(Some("x".repeat(141)), Direction::In).is_err());
+        assert!(check_note(Some("a\u{7}".into()), Direction::In).is_err());
+    }
 }

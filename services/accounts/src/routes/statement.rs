@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use superclient::{ActingUser, ApiError, Ctx};
 
-use super::{account_id, owned_account};
+use super::{account_id, visible_account};
 use crate::{Accounts, store};
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -31,7 +31,7 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let account_id = account_id(&id)?;
     let query = parse(params)?;
-    let account = owned_account(&ctx, &acting, account_id).await?;
+    let account = visible_account(&ctx, &acting, account_id).await?;
     let entries = store::statement(ctx.db(), account_id, &query).await?;
     let next_before = (entries.len() as i64 == query.limit)
         .then(|| entries.last().map(|e| e.version))

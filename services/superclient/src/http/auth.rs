@@ -1,27 +1,36 @@
-//! Who may call a service, and for whom.
+//! Who calls a service, and for whom.
 //!
-//! Only callers that present the internal service token (the web server,
-//! the load tool) reach the API. They act for a user, named in
-//! `X-Acting-User`; `X-Acting-Staff: true` says that user is bank staff.
-//! Services check the acting user against their own data where they can
-//! (an account's owner).
+//! Every route needs a caller token (`Authorization: Bearer …`): the
+//! program calling (the web server, the load tool), known by the digest of
+//! its token. A request that acts for a user also carries that user's
+//! token (`X-User-Token`), signed by the users service: the service acts
+//! for exactly the user it names, and checks ownership itself. No header
+//! that merely names a user is trusted.
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    extract::{FromRequestParts, Request, State},
+    extract::{ConnectInfo, FromRequestParts, Request, State},
     http::request::Parts,
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use trust::user_token::{Role, TokenError};
 
 use super::ApiError;
-use crate::{runtime::Ctx, service::Service};
+use crate::{context::Ctx, service::Service};
 
-pub const USER_HEADER: &str = "x-acting-user";
-pub const STAFF_HEADER: &str = "x-acting-staff";
+pub const USER_TOKEN_HEADER: &str = "x-user-token";
+/// The end user's network address, as the caller saw it (for throttling).
+pub const CLIENT_ADDRESS_HEADER: &str = "x-client-address";
 
-pub(crate) async fn require_service_token<S: Service>(
+/// The program calling, by the name its caller token has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+pub(crate) async fn require_caller<S: Service>(
     State(ctx): State<Ctx<S>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let presented = request
@@ -29,19 +38,27 @@ pub(crate) async fn require_service_token<S: Service>(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if ctx.service_token_matches(token) => next.run(request).await,
-        Some(_) => ApiError::unauthorized("the service token is wrong").into_response(),
-        None => ApiError::unauthorized("a service token is required (Authorization: Bearer …)")
-            .into_response(),
+    let Some(token) = presented else {
+        return ApiError::unauthorized("a caller token is required (Authorization: Bearer …)")
+            .into_response();
+    };
+    match ctx.callers().caller_of(token) {
+        Some(name) => {
+            tracing::Span::current().record("caller", name);
+            request.extensions_mut().insert(Caller(name.to_owned()));
+            next.run(request).await
+        }
+        None => ApiError::unauthorized("the caller token is not known").into_response(),
     }
 }
 
-/// The user a request acts for.
+/// The user a request acts for, as their signed token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActingUser {
     pub username: String,
     pub staff: bool,
+    /// When the user logged in (Unix seconds): a renewed token keeps it.
+    pub auth_time: i64,
 }
 
 impl ActingUser {
@@ -50,44 +67,62 @@ impl ActingUser {
         self.staff || self.username == owner
     }
 
-    /// Refuses unless [`Self::may_access`].
-    pub fn require_access(&self, owner: &str, what: &str) -> Result<(), ApiError> {
-        if self.may_access(owner) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "{what} belongs to another user"
-            )))
+    /// What the user's idempotency keys are scoped to.
+    pub fn scope(&self) -> String {
+        format!("user:{}", self.username)
+    }
+}
+
+impl<S: Service> FromRequestParts<Ctx<S>> for ActingUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx<S>) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(USER_TOKEN_HEADER)
+            .ok_or_else(|| ApiError::unauthorized("a user token is required (X-User-Token)"))?
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("the user token is not valid"))?;
+        match ctx.user_tokens().verify(token) {
+            Ok(claims) => Ok(Self {
+                username: claims.sub,
+                staff: claims.role == Role::Staff,
+                auth_time: claims.auth_time,
+            }),
+            Err(TokenError::Expired) => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "user_token_expired",
+                "the user token has expired; log in again",
+            )),
+            Err(error) => {
+                tracing::info!(%error, "a user token was refused");
+                Err(ApiError::unauthorized("the user token is not valid"))
+            }
         }
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ActingUser {
+/// The address of the person behind the request: what the caller says
+/// (`X-Client-Address`; callers are known programs), or the peer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .map(|value| {
-                    value
-                        .to_str()
-                        .map_err(|_| ApiError::invalid(format!("{name} is not text")))
-                })
-                .transpose()
-        };
-        let username = header(USER_HEADER)?
-            .filter(|name| !name.is_empty())
-            .ok_or_else(|| {
-                ApiError::invalid("X-Acting-User is required: the user this request acts for")
-            })?
-            .to_owned();
-        let staff = match header(STAFF_HEADER)? {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => return Err(ApiError::invalid("X-Acting-Staff must be true or false")),
-        };
-        Ok(Self { username, staff })
+        if let Some(value) = parts.headers.get(CLIENT_ADDRESS_HEADER) {
+            return value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .map(Self)
+                .ok_or_else(|| ApiError::invalid("X-Client-Address must be an IP address"));
+        }
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| Self(address.ip()))
+            .ok_or_else(ApiError::internal)
     }
 }

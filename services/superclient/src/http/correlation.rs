@@ -11,12 +11,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::ApiError;
+use crate::origin::CorrelationId;
 
 pub const HEADER: &str = "x-correlation-id";
-
-/// The unit of work a request belongs to; the events it publishes carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CorrelationId(pub Uuid);
 
 /// Gives every request a correlation id and a span that names it.
 pub(crate) async fn trace_request(mut request: Request, next: Next) -> Response {
@@ -41,6 +38,7 @@ pub(crate) async fn trace_request(mut request: Request, next: Next) -> Response 
         method = %request.method(),
         path = %request.uri().path(),
         correlation_id = %id,
+        caller = tracing::field::Empty,
     );
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

@@ -69,10 +69,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body every error is answered with.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"code": self.code, "message": self.message}})
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 
@@ -85,21 +91,59 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<DecideError> for ApiError {
     fn from(error: DecideError) -> Self {
+        let unavailable = |code, message: &str| {
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message.to_owned())
+        };
         match error {
-            DecideError::Contention => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            DecideError::Contention => unavailable(
                 "contention",
-                error.to_string(),
+                "other changes to the same data kept coming first; try again",
             ),
+            DecideError::Unavailable { ref key, .. } => {
+                tracing::warn!(%error, "a decision waits for a key that cannot be brought up to date");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    format!(
+                        "{} is temporarily unavailable; nothing was done. Bank staff have been alerted",
+                        describe_key(key)
+                    ),
+                )
+            }
+            DecideError::Uncertain | DecideError::NotYetVisible(_) => {
+                tracing::warn!(%error, "a decision's outcome is not known yet");
+                unavailable(
+                    "outcome_pending",
+                    "the request may have taken effect; send it again with the same \
+                     Idempotency-Key to learn its outcome",
+                )
+            }
             DecideError::Bus(_) => {
                 tracing::warn!(%error, "the bus did not answer");
-                Self::unavailable("the event bus is unavailable; try again")
+                unavailable("unavailable", "the event bus is unavailable; try again")
             }
+            DecideError::Conflict => Self::conflict(
+                "idempotency_conflict",
+                "an earlier try of this request was decided differently; use a new \
+                 Idempotency-Key",
+            ),
+            DecideError::LeaseLost => Self::conflict(
+                "request_in_progress",
+                "a request with this Idempotency-Key is still being handled; try again in a moment",
+            ),
             DecideError::Refused { .. } | DecideError::Database(_) | DecideError::Handler(_) => {
                 tracing::error!(%error, "a decision failed");
                 Self::internal()
             }
         }
+    }
+}
+
+/// A consistency key as a customer would name it: `acc-7` is account 7.
+fn describe_key(key: &str) -> String {
+    match key.strip_prefix("acc-") {
+        Some(id) => format!("account {id}"),
+        None => key.to_owned(),
     }
 }
 

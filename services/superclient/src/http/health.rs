@@ -4,7 +4,7 @@
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::json;
 
-use crate::{runtime::Ctx, service::Service};
+use crate::{context::Ctx, service::Service};
 
 pub(crate) async fn health<S: Service>(State(ctx): State<Ctx<S>>) -> impl IntoResponse {
     let database = sqlx::query("SELECT 1").execute(ctx.db()).await.is_ok();
@@ -19,6 +19,9 @@ pub(crate) async fn health<S: Service>(State(ctx): State<Ctx<S>>) -> impl IntoRe
         "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
         "database": if database { "ok" } else { "unreachable" },
         "rebuild": if ready { "done" } else { "running" },
+        // Keys the rebuild could not bring up to date (an event of theirs
+        // does not apply): the service serves the others.
+        "stuck_keys": ctx.stuck_keys(),
     });
     (status, Json(body))
 }

@@ -1,6 +1,6 @@
-//! The HTTP side every service shares: the service token on every API
-//! route, the acting user, correlation ids in spans and responses, errors
-//! as JSON, `/health` and `/metrics`.
+//! The HTTP side every service shares: a caller token on every API route,
+//! the acting user from a signed user token, correlation ids in spans and
+//! responses, errors as JSON, `/health` and `/metrics`.
 
 mod auth;
 mod correlation;
@@ -9,20 +9,19 @@ mod health;
 
 use axum::{Router, middleware, routing::get};
 
-pub use auth::ActingUser;
-pub use correlation::CorrelationId;
+pub use auth::{ActingUser, CLIENT_ADDRESS_HEADER, Caller, ClientAddress, USER_TOKEN_HEADER};
 pub use error::ApiError;
 
-use crate::{runtime::Ctx, service::Service};
+use crate::{context::Ctx, service::Service};
 
-/// The service's routes behind the token, beside the open `/health` and `/metrics`.
+/// The service's routes behind the caller token, beside the open `/health` and `/metrics`.
 pub(crate) fn router<S: Service>(ctx: Ctx<S>) -> Router {
     let api = ctx
         .service()
         .routes()
         .route_layer(middleware::from_fn_with_state(
             ctx.clone(),
-            auth::require_service_token::<S>,
+            auth::require_caller::<S>,
         ));
     Router::new()
         .route("/health", get(health::health::<S>))

@@ -7,9 +7,13 @@ use axum::{
 };
 use events::{Amount, DomainEvent, PendingTransaction, account_key};
 use serde::Deserialize;
-use superclient::{ActingUser, ApiError, CorrelationId, Ctx, Emit, Expect};
+use serde_json::{Value, json};
+use superclient::{
+    ActingUser, ApiError, Begin, CorrelationId, Ctx, Emit, Expect, Idempotency, IdempotencyKey,
+    Service,
+};
 
-use crate::{Transactions, store};
+use crate::{Transactions, store, view::TransferView};
 
 #[derive(Deserialize)]
 pub struct TransferForm {
@@ -19,24 +23,65 @@ pub struct TransferForm {
     reference: Option<String>,
 }
 
+/// A transfer as asked for, checked.
+#[derive(Clone)]
+struct Asked {
+    from_account_id: i64,
+    to_account_id: i64,
+    amount: Amount,
+    reference: String,
+}
+
 pub async fn create(
     State(ctx): State<Ctx<Transactions>>,
     acting: ActingUser,
     correlation: CorrelationId,
+    key: IdempotencyKey,
     body: Result<Json<TransferForm>, JsonRejection>,
-) -> Result<(StatusCode, Json<store::TransferRow>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(form) = body?;
+    let asked = check(form)?;
+    let from = asked.from_account_id;
+    // The source must be the acting user's: anyone else's is answered like
+    // an account that does not exist. An account created a moment ago may
+    // not be applied here yet: the bus is asked first.
+    if let Err(error) = ctx.refresh(&[account_key(from)]).await {
+        tracing::warn!(account_id = from, %error, "could not bring an account's owner up to date");
+    }
+    let owner = store::owner(ctx.db(), from).await?;
+    if owner.as_deref() != Some(acting.username.as_str()) {
+        return Err(ApiError::not_found(format!("no account {from}")));
+    }
+    let fingerprint = json!({"route": "transfer", "from_account_id": from,
+        "to_account_id": asked.to_account_id, "amount": asked.amount, "reference": asked.reference});
+    let mut request = match Idempotency::begin(
+        ctx.db(),
+        Transactions::NAME,
+        &acting.scope(),
+        &key,
+        &fingerprint,
+    )
+    .await?
+    {
+        Begin::Repeat(status, body) => return Ok((status, body)),
+        Begin::Proceed(request) => request,
+    };
+    let outcome = ask(&ctx, &mut request, &acting, correlation, asked).await;
+    request.finish(outcome).await
+}
+
+fn check(form: TransferForm) -> Result<Asked, ApiError> {
     let amount: Amount = form
         .amount
         .parse()
         .map_err(|e: events::AmountError| ApiError::invalid(e.to_string()))?;
+    if form.from_account_id <= 0 || form.to_account_id <= 0 {
+        return Err(ApiError::invalid("account ids are positive whole numbers"));
+    }
     if form.from_account_id == form.to_account_id {
         return Err(ApiError::invalid(
             "a transfer goes from one account to another",
         ));
-    }
-    if form.from_account_id <= 0 || form.to_account_id <= 0 {
-        return Err(ApiError::invalid("account ids are positive whole numbers"));
     }
     let reference = form
         .reference
@@ -49,33 +94,31 @@ pub async fn create(
             "a reference is at most 140 characters, with no control characters",
         ));
     }
-    let owner = match store::owner(ctx.db(), form.from_account_id).await? {
-        Some(owner) => Some(owner),
-        None => {
-            // Perhaps created a moment ago and not applied here yet.
-            ctx.refresh(&[account_key(form.from_account_id)]).await?;
-            store::owner(ctx.db(), form.from_account_id).await?
-        }
-    };
-    let owner =
-        owner.ok_or_else(|| ApiError::not_found(format!("no account {}", form.from_account_id)))?;
-    if owner != acting.username {
-        return Err(ApiError::forbidden(
-            "a transfer can only leave one of your own accounts",
-        ));
-    }
+    Ok(Asked {
+        from_account_id: form.from_account_id,
+        to_account_id: form.to_account_id,
+        amount,
+        reference,
+    })
+}
 
-    let (from_account_id, to_account_id) = (form.from_account_id, form.to_account_id);
-    let transaction_id = ctx
-        .decide(&[], correlation, |db| {
-            let (reference, username) = (reference.clone(), acting.username.clone());
+async fn ask(
+    ctx: &Ctx<Transactions>,
+    request: &mut Idempotency,
+    acting: &ActingUser,
+    correlation: CorrelationId,
+    asked: Asked,
+) -> Result<(StatusCode, Value), ApiError> {
+    let stored = ctx
+        .decide(request, &[], correlation, |db| {
+            let (asked, username) = (asked.clone(), acting.username.clone());
             Box::pin(async move {
                 let pending = PendingTransaction {
                     transaction_id: store::next_transaction_id(&db).await?,
-                    from_account_id,
-                    to_account_id,
-                    amount,
-                    reference,
+                    from_account_id: asked.from_account_id,
+                    to_account_id: asked.to_account_id,
+                    amount: asked.amount,
+                    reference: asked.reference,
                     username,
                 };
                 // The first event of a new key: if the id is taken, the bus
@@ -86,12 +129,14 @@ pub async fn create(
                     Expect::Value(0),
                     &pending,
                 )?;
-                Ok::<_, ApiError>((vec![emit], pending.transaction_id))
+                Ok::<_, ApiError>(vec![emit])
             })
         })
         .await?;
-    let transfer = store::transfer(ctx.db(), transaction_id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    Ok((StatusCode::ACCEPTED, Json(transfer)))
+    let event = stored.first().ok_or_else(ApiError::internal)?;
+    let pending = PendingTransaction::decode(event.data.get()).map_err(|_| ApiError::internal())?;
+    Ok((
+        StatusCode::ACCEPTED,
+        json!(TransferView::asked(pending, event.timestamp)),
+    ))
 }

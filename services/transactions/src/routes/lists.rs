@@ -11,6 +11,7 @@ use superclient::{ActingUser, ApiError, Ctx};
 use crate::{
     Transactions,
     store::{self, Party},
+    view::TransferView,
 };
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -38,14 +39,17 @@ pub async fn list(
     };
     let party = match (params.username, whole(params.account_id, "account_id")?) {
         (Some(username), None) => {
-            acting.require_access(&username, "that user's transfers")?;
+            if !acting.may_access(&username) {
+                return Err(ApiError::not_found(format!("no user {username}")));
+            }
             Party::User(username)
         }
         (None, Some(account_id)) => {
-            let owner = store::owner(ctx.db(), account_id)
+            // Anyone else's account is answered like one that does not exist.
+            store::owner(ctx.db(), account_id)
                 .await?
+                .filter(|owner| acting.may_access(owner))
                 .ok_or_else(|| ApiError::not_found(format!("no account {account_id}")))?;
-            acting.require_access(&owner, "that account")?;
             Party::Account(account_id)
         }
         _ => {
@@ -60,7 +64,11 @@ pub async fn list(
         Some(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
         Some(_) => return Err(ApiError::invalid(format!("limit is 1 to {MAX_LIMIT}"))),
     };
-    let transfers = store::transfers(ctx.db(), &party, before, limit).await?;
+    let transfers: Vec<TransferView> = store::transfers(ctx.db(), &party, before, limit)
+        .await?
+        .into_iter()
+        .map(|row| TransferView::of(row, &acting))
+        .collect();
     let next_before = (transfers.len() as i64 == limit)
         .then(|| transfers.last().map(|t| t.transaction_id))
         .flatten();

@@ -10,7 +10,7 @@ use axum::{
 };
 use superclient::{ActingUser, ApiError, Ctx};
 
-use crate::{Transactions, store};
+use crate::{Transactions, store, view::TransferView};
 
 pub fn router() -> Router<Ctx<Transactions>> {
     Router::new()
@@ -18,22 +18,23 @@ pub fn router() -> Router<Ctx<Transactions>> {
         .route("/transfers/{transaction_id}", get(show))
 }
 
+/// Visible to the user who asked, the receiving account's owner and staff;
+/// to anyone else it does not exist.
 async fn show(
     State(ctx): State<Ctx<Transactions>>,
     acting: ActingUser,
     Path(id): Path<String>,
-) -> Result<Json<store::TransferRow>, ApiError> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| ApiError::invalid("a transfer id is a whole number"))?;
-    let transfer = store::transfer(ctx.db(), id)
+) -> Result<Json<TransferView>, ApiError> {
+    let not_found = || ApiError::not_found(format!("no transfer {id}"));
+    let transaction_id = id.parse::<i64>().map_err(|_| not_found())?;
+    let transfer = store::transfer(ctx.db(), transaction_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no transfer {id}")))?;
+        .ok_or_else(not_found)?;
     let receiver = store::owner(ctx.db(), transfer.to_account_id).await?;
     let visible = acting.may_access(&transfer.username)
         || receiver.is_some_and(|owner| owner == acting.username);
     if !visible {
-        return Err(ApiError::forbidden("that transfer belongs to other users"));
+        return Err(not_found());
     }
-    Ok(Json(transfer))
+    Ok(Json(TransferView::of(transfer, &acting)))
 }

@@ -1,6 +1,7 @@
 //! The users service's HTTP API (documented in the crate's docs).
 
 mod accounts;
+mod sessions;
 mod users;
 
 use std::time::Duration;
@@ -19,7 +20,8 @@ pub fn router() -> Router<Ctx<Users>> {
     Router::new()
         .route("/users", post(users::sign_up))
         .route("/users/{username}", get(users::show))
-        .route("/users/{username}/verify", post(users::verify))
+        .route("/sessions", post(sessions::log_in))
+        .route("/sessions/renew", post(sessions::renew))
         .route(
             "/users/{username}/accounts",
             get(accounts::list).post(accounts::request),
@@ -30,6 +32,14 @@ pub fn router() -> Router<Ctx<Users>> {
 /// How long a request for an account waits for the accounts service.
 const ACCOUNT_WAIT: Duration = Duration::from_secs(5);
 
+/// A user as every response shows it: never the hash.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub username: String,
+    pub display_name: String,
+    pub staff: bool,
+}
+
 /// An account request as the API shows it.
 #[derive(Debug, Serialize)]
 pub struct AccountRequestView {
@@ -37,7 +47,7 @@ pub struct AccountRequestView {
     /// `pending` until the accounts service has created the account.
     pub status: &'static str,
     pub account_id: Option<i64>,
-    pub requested_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub requested_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl From<store::RequestRow> for AccountRequestView {
@@ -50,33 +60,26 @@ impl From<store::RequestRow> for AccountRequestView {
                 "pending"
             },
             account_id: row.account_id,
-            requested_at: Some(row.requested_at),
+            requested_at: row.requested_at,
         }
     }
 }
 
 /// Waits (a few seconds at most) for the account of `request_id`, which
-/// any instance may apply: the table is polled, briefly.
+/// the accounts service creates and any instance of this one applies: the
+/// table is polled, briefly. The request itself is applied already.
 async fn wait_for_account(
     ctx: &Ctx<Users>,
     request_id: Uuid,
 ) -> Result<AccountRequestView, ApiError> {
     let deadline = tokio::time::Instant::now() + ACCOUNT_WAIT;
     loop {
-        let row = store::request(ctx.db(), request_id).await?;
-        match row {
-            Some(row) if row.account_id.is_some() => return Ok(row.into()),
-            row if tokio::time::Instant::now() >= deadline => {
-                return Ok(row
-                    .map(AccountRequestView::from)
-                    .unwrap_or(AccountRequestView {
-                        request_id,
-                        status: "pending",
-                        account_id: None,
-                        requested_at: None,
-                    }));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        let row = store::request(ctx.db(), request_id)
+            .await?
+            .ok_or_else(ApiError::internal)?;
+        if row.account_id.is_some() || tokio::time::Instant::now() >= deadline {
+            return Ok(row.into());
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

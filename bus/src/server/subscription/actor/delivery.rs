@@ -3,8 +3,8 @@
 
 use std::{cmp::Reverse, collections::HashMap, time::Instant};
 
-use super::{Actor, Delivery, Instance};
-use crate::server::subscription::keys::{InFlight, InstanceId, rendezvous};
+use super::{Actor, Delivery, Instance, weight};
+use crate::server::subscription::keys::{Held, InFlight, InstanceId, Source, rendezvous};
 
 impl Actor {
     pub(super) fn holds(&self, instance: InstanceId, position: i64) -> bool {
@@ -56,6 +56,7 @@ impl Actor {
             let delivery = Delivery {
                 event: held.event.clone(),
                 delivery: held.deliveries,
+                skipped: held.source == Source::Skipped,
             };
             let position = held.event.position;
             let instance = self
@@ -112,11 +113,12 @@ impl Actor {
         }
         let held = state.queue.pop_front();
         self.held -= 1;
+        self.held_bytes -= held.as_ref().map_or(0, |held| weight(&held.event));
         if state.may_move {
             state.instance = None;
             state.may_move = false;
         }
-        let replay = held.as_ref().is_some_and(|held| held.replay);
+        let replay = held.as_ref().is_some_and(Held::released);
         if !replay {
             self.outstanding.remove(&position);
         }

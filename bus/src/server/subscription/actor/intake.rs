@@ -4,8 +4,8 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::{Actor, PAGE_SIZE, PageRead, ReleaseRead};
-use crate::server::subscription::keys::Held;
+use super::{Actor, MAX_HELD_BYTES, PAGE_SIZE, PageRead, Release, ReleaseRead, weight};
+use crate::server::subscription::keys::{Held, Source};
 use crate::{
     protocol::{EventRecord, EventTypes},
     server::writer::CommittedBatch,
@@ -16,19 +16,20 @@ impl Actor {
     /// Releases `positions` of `key` (a replayed parked event and the
     /// events held behind it): they are read apart from the cursor's pages,
     /// and the key delivers nothing until they are held, in order.
-    pub(super) fn release(&mut self, key: String, positions: Vec<i64>) {
-        self.keys.entry(key.clone()).or_default().awaiting += 1;
-        self.read_released(key, positions);
+    pub(super) fn release(&mut self, release: Release) {
+        self.keys.entry(release.key.clone()).or_default().awaiting += 1;
+        self.read_released(release);
     }
 
-    fn read_released(&self, key: String, positions: Vec<i64>) {
+    fn read_released(&self, release: Release) {
         let pool = self.pool.clone();
         let sender = self.releases.0.clone();
         tokio::spawn(async move {
-            let read = store::events::read_positions(&pool, &positions).await;
+            let read = store::events::read_positions(&pool, &release.positions).await;
             let _ = sender.send(ReleaseRead {
-                key,
-                positions,
+                key: release.key,
+                positions: release.positions,
+                skipped: release.skipped,
                 read,
             });
         });
@@ -39,12 +40,21 @@ impl Actor {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(client_type = %self.client_type, %error, "could not read released events; will retry");
-                self.failed_releases.push((release.key, release.positions));
+                self.failed_releases.push(Release {
+                    key: release.key,
+                    positions: release.positions,
+                    skipped: release.skipped,
+                });
                 return;
             }
         };
         for event in events {
-            self.hold(Arc::new(event), true);
+            let source = if Some(event.position) == release.skipped {
+                Source::Skipped
+            } else {
+                Source::Released
+            };
+            self.hold(Arc::new(event), source);
         }
         let Some(state) = self.keys.get_mut(&release.key) else {
             return;
@@ -60,8 +70,8 @@ impl Actor {
 
     /// Reads again the released events whose read failed.
     pub(super) fn retry_releases(&mut self) {
-        for (key, positions) in std::mem::take(&mut self.failed_releases) {
-            self.read_released(key, positions);
+        for release in std::mem::take(&mut self.failed_releases) {
+            self.read_released(release);
         }
     }
 
@@ -153,7 +163,9 @@ impl Actor {
     /// (its only taker left) count only against the larger bound, so that
     /// they do not stop the types that do have takers.
     fn is_full(&self, limit: usize) -> bool {
-        self.held.saturating_sub(self.stranded) >= limit || self.held >= 4 * self.config.max_held
+        self.held.saturating_sub(self.stranded) >= limit
+            || self.held >= 4 * self.config.max_held
+            || self.held_bytes >= MAX_HELD_BYTES
     }
 
     /// Counts the held events whose type no connected instance takes.
@@ -239,19 +251,20 @@ impl Actor {
             return;
         }
         self.outstanding.insert(event.position);
-        self.hold(event, false);
+        self.hold(event, Source::Log);
     }
 
-    pub(super) fn hold(&mut self, event: Arc<EventRecord>, replay: bool) {
+    pub(super) fn hold(&mut self, event: Arc<EventRecord>, source: Source) {
         let deliveries = self.failures.remove(&event.position).unwrap_or(0);
         let key = event.consistency.key.clone();
         let state = self.keys.entry(key.clone()).or_default();
+        self.held += 1;
+        self.held_bytes += weight(&event);
         state.insert(Held {
             event,
             deliveries,
-            replay,
+            source,
         });
-        self.held += 1;
         if state.is_ready() && !state.in_ready {
             state.in_ready = true;
             self.ready.push_back(key);

@@ -38,7 +38,7 @@ use crate::{
     store::{
         self,
         parking::DecisionRecord,
-        subscriptions::{Progress, StoredSubscription},
+        subscriptions::{Progress, StoredReplay, StoredSubscription},
     },
 };
 
@@ -47,6 +47,8 @@ use crate::{
 pub struct Delivery {
     pub event: Arc<EventRecord>,
     pub delivery: u32,
+    /// Staff skipped it: the instance steps over it, applying nothing.
+    pub skipped: bool,
 }
 
 pub enum Command {
@@ -102,10 +104,29 @@ struct PageRead {
 struct ReleaseRead {
     key: String,
     positions: Vec<i64>,
+    /// The one of them staff skipped, if any.
+    skipped: Option<i64>,
     read: Result<Vec<EventRecord>, store::StoreError>,
 }
 
 const PAGE_SIZE: usize = 1000;
+
+/// Events of one key a staff decision released, in position order.
+#[derive(Debug, Clone)]
+pub(super) struct Release {
+    key: String,
+    positions: Vec<i64>,
+    /// The one staff skipped, if any.
+    skipped: Option<i64>,
+}
+/// Bytes of held events past which a subscription stops taking live events
+/// (and reads the log in pages instead), whatever their count.
+const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+
+/// What an event held in memory weighs, roughly.
+fn weight(event: &EventRecord) -> usize {
+    event.data.get().len() + event.consistency.key.len() + event.event_type.len() + 160
+}
 const TICK: Duration = Duration::from_millis(100);
 
 pub struct Actor {
@@ -134,13 +155,15 @@ pub struct Actor {
         mpsc::UnboundedReceiver<ReleaseRead>,
     ),
     /// Release reads that failed, tried again at the next tick.
-    failed_releases: Vec<(String, Vec<i64>)>,
+    failed_releases: Vec<Release>,
 
     keys: HashMap<String, KeyState>,
     /// Keys with a parked event, and its position: their later events are
     /// blocked, not held.
     blocking: HashMap<String, i64>,
     held: usize,
+    /// What the held events weigh, roughly: memory follows this, not the count.
+    held_bytes: usize,
     /// Of those, the ones no connected instance takes (counted each tick).
     stranded: usize,
     /// Held positions not yet acknowledged or parked: the watermark is just
@@ -188,6 +211,7 @@ impl Actor {
             keys: HashMap::new(),
             blocking: stored.blocking,
             held: 0,
+            held_bytes: 0,
             stranded: 0,
             outstanding: BTreeSet::new(),
             // Released events come by their own path, not again through the cursor.
@@ -195,7 +219,7 @@ impl Actor {
                 .acked_above
                 .into_iter()
                 .chain(stored.settled_above)
-                .chain(stored.replays.iter().map(|(position, _)| *position))
+                .chain(stored.replays.iter().map(|replay| replay.position))
                 .collect(),
             failures: stored.failures,
             in_flight: HashMap::new(),
@@ -210,13 +234,21 @@ impl Actor {
         .with_replays(stored.replays)
     }
 
-    fn with_replays(mut self, replays: Vec<(i64, String)>) -> Self {
-        let mut by_key: HashMap<String, Vec<i64>> = HashMap::new();
-        for (position, key) in replays {
-            by_key.entry(key).or_default().push(position);
+    fn with_replays(mut self, replays: Vec<StoredReplay>) -> Self {
+        let mut by_key: HashMap<String, Release> = HashMap::new();
+        for replay in replays {
+            let release = by_key.entry(replay.key.clone()).or_insert_with(|| Release {
+                key: replay.key,
+                positions: Vec::new(),
+                skipped: None,
+            });
+            release.positions.push(replay.position);
+            if replay.skipped {
+                release.skipped = Some(replay.position);
+            }
         }
-        for (key, positions) in by_key {
-            self.release(key, positions);
+        for release in by_key.into_values() {
+            self.release(release);
         }
         self
     }

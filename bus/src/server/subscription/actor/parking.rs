@@ -1,6 +1,6 @@
 //! Parking that blocks the key, and staff decisions that release it.
 
-use super::Actor;
+use super::{Actor, Release, weight};
 use crate::store::{self, parking::DecisionRecord};
 
 impl Actor {
@@ -15,8 +15,9 @@ impl Actor {
         // Nothing of the key is in flight: the parked event was.
         for held in state.queue {
             self.held -= 1;
+            self.held_bytes -= weight(&held.event);
             let position = held.event.position;
-            if held.replay {
+            if held.released() {
                 self.progress.replays_done.push(position);
             } else {
                 self.outstanding.remove(&position);
@@ -47,13 +48,13 @@ impl Actor {
         if self.blocking.get(&released.key) == Some(&position) {
             self.blocking.remove(&released.key);
         }
-        let held = released
-            .positions
-            .iter()
-            .filter(|&&released| released != position)
-            .count();
+        let held = released.positions.len() - 1;
         if !released.positions.is_empty() {
-            self.release(released.key, released.positions);
+            self.release(Release {
+                key: released.key,
+                positions: released.positions,
+                skipped: released.skipped,
+            });
         }
         Ok(Some(held))
     }

@@ -1,0 +1,160 @@
+//! The default scope table: what each of Ledgerline's programs may do on
+//! the bus. Only the accounts service publishes money events; only the
+//! users service reads `UserCreated` (it carries password hashes); the web
+//! server only observes money and account events; staff tooling reads
+//! everything but secrets and may use the bus's staff endpoints.
+
+use bus::credentials::{ClientEntry, token_digest};
+use events::{
+    AcceptedTransaction, AccountCreated, AccountCreationRequest, ConfirmedCredit, ConfirmedDebit,
+    DomainEvent, PendingTransaction, RejectedTransaction, UserCreated,
+};
+
+/// One program's rights on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientScope {
+    pub name: &'static str,
+    pub client_types: &'static [&'static str],
+    pub publish: &'static [&'static str],
+    pub read: &'static [&'static str],
+    pub staff: bool,
+}
+
+impl ClientScope {
+    /// The credentials file's entry for this scope and `token`.
+    pub fn entry(&self, token: &str) -> ClientEntry {
+        let list = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect();
+        ClientEntry {
+            name: self.name.to_owned(),
+            token_sha256: token_digest(token),
+            client_types: list(self.client_types),
+            publish: list(self.publish),
+            read: list(self.read),
+            staff: self.staff,
+        }
+    }
+}
+
+pub const USERS: ClientScope = ClientScope {
+    name: "users",
+    client_types: &["users"],
+    publish: &[UserCreated::TYPE, AccountCreationRequest::TYPE],
+    read: &[
+        UserCreated::TYPE,
+        AccountCreationRequest::TYPE,
+        AccountCreated::TYPE,
+    ],
+    staff: false,
+};
+
+pub const ACCOUNTS: ClientScope = ClientScope {
+    name: "accounts",
+    client_types: &["accounts"],
+    publish: &[
+        AccountCreated::TYPE,
+        ConfirmedCredit::TYPE,
+        ConfirmedDebit::TYPE,
+        AcceptedTransaction::TYPE,
+        RejectedTransaction::TYPE,
+    ],
+    read: &[
+        AccountCreated::TYPE,
+        ConfirmedCredit::TYPE,
+        ConfirmedDebit::TYPE,
+        AccountCreationRequest::TYPE,
+        PendingTransaction::TYPE,
+    ],
+    staff: false,
+};
+
+pub const TRANSACTIONS: ClientScope = ClientScope {
+    name: "transactions",
+    client_types: &["transactions"],
+    publish: &[PendingTransaction::TYPE],
+    read: &[
+        AccountCreated::TYPE,
+        PendingTransaction::TYPE,
+        AcceptedTransaction::TYPE,
+        RejectedTransaction::TYPE,
+    ],
+    staff: false,
+};
+
+/// Every banking event but the secret-bearing `UserCreated`.
+const BANKING: &[&str] = &[
+    AccountCreationRequest::TYPE,
+    AccountCreated::TYPE,
+    ConfirmedCredit::TYPE,
+    ConfirmedDebit::TYPE,
+    PendingTransaction::TYPE,
+    AcceptedTransaction::TYPE,
+    RejectedTransaction::TYPE,
+];
+
+/// The web server: observes balances and transfers to push them live.
+pub const WEB: ClientScope = ClientScope {
+    name: "web",
+    client_types: &["web"],
+    publish: &[],
+    read: &[
+        AccountCreated::TYPE,
+        ConfirmedCredit::TYPE,
+        ConfirmedDebit::TYPE,
+        PendingTransaction::TYPE,
+        AcceptedTransaction::TYPE,
+        RejectedTransaction::TYPE,
+    ],
+    staff: false,
+};
+
+/// Operations staff's tools: parked events, replays and skips.
+pub const STAFF: ClientScope = ClientScope {
+    name: "staff",
+    client_types: &[],
+    publish: &[],
+    read: BANKING,
+    staff: true,
+};
+
+pub const DEFAULT: &[ClientScope] = &[USERS, ACCOUNTS, TRANSACTIONS, WEB, STAFF];
+
+/// The scope of the program `name`, if the table has it.
+pub fn scope(name: &str) -> Option<&'static ClientScope> {
+    DEFAULT.iter().find(|scope| scope.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_accounts_publishes_money_and_only_users_reads_secrets() {
+        for scope in DEFAULT {
+            let money = [ConfirmedCredit::TYPE, ConfirmedDebit::TYPE];
+            if scope.name != "accounts" {
+                assert!(
+                    !scope.publish.iter().any(|t| money.contains(t)),
+                    "{} may publish money",
+                    scope.name
+                );
+            }
+            if scope.name != "users" {
+                assert!(
+                    !scope.read.contains(&UserCreated::TYPE),
+                    "{} may read password hashes",
+                    scope.name
+                );
+            }
+        }
+        assert!(WEB.publish.is_empty());
+    }
+
+    #[test]
+    fn every_scope_makes_a_valid_credentials_entry() {
+        let entries: Vec<ClientEntry> = DEFAULT
+            .iter()
+            .map(|scope| scope.entry(&crate::secret::new_token()))
+            .collect();
+        bus::credentials::Credentials::from_entries(entries).expect("valid");
+    }
+}
