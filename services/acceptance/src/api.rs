@@ -16,7 +16,8 @@ pub struct Sessions {
     users_base: Mutex<String>,
     http: reqwest::Client,
     caller_token: String,
-    tokens: Mutex<HashMap<String, String>>,
+    /// One log-in at a time, so that requests sent together share one.
+    tokens: tokio::sync::Mutex<HashMap<String, String>>,
     staff: (String, String),
 }
 
@@ -26,7 +27,7 @@ impl Sessions {
             users_base: Mutex::new(users_base),
             http: reqwest::Client::new(),
             caller_token,
-            tokens: Mutex::default(),
+            tokens: tokio::sync::Mutex::default(),
             staff: (staff.0.to_owned(), staff.1.to_owned()),
         }
     }
@@ -38,7 +39,8 @@ impl Sessions {
 
     /// A token for `username` (who signed up with [`PASSWORD`], or the staff login).
     pub async fn token(&self, username: &str) -> String {
-        if let Some(token) = self.tokens.lock().expect("not poisoned").get(username) {
+        let mut tokens = self.tokens.lock().await;
+        if let Some(token) = tokens.get(username) {
             return token.clone();
         }
         let password = if username == self.staff.0 {
@@ -59,10 +61,7 @@ impl Sessions {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_eq!(status, 200, "log in as {username}: {body}");
         let token = body["token"].as_str().expect("a token").to_owned();
-        self.tokens
-            .lock()
-            .expect("not poisoned")
-            .insert(username.to_owned(), token.clone());
+        tokens.insert(username.to_owned(), token.clone());
         token
     }
 }

@@ -154,6 +154,16 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP: frozen, holding whatever it holds, until [`Self::resume`].
+    pub fn freeze(&self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Self::freeze`].
+    pub fn resume(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         self.signal(Signal::SIGTERM);

@@ -46,7 +46,15 @@ async fn a_killed_accounts_instance_loses_nothing_and_doubles_nothing() {
         (decided >= TRANSFERS / 10).then_some(())
     })
     .await;
+    // Frozen first, so that what it was handed stays unacknowledged; then
+    // killed. Its unacknowledged events reach the survivor as redeliveries.
+    bank.accounts[1].freeze();
+    let before = redeliveries(&bank).await;
     bank.accounts[1].kill9();
+    acceptance::eventually("the killed instance's events are delivered again", || async {
+        (redeliveries(&bank).await > before).then_some(())
+    })
+    .await;
 
     let mut ids = Vec::new();
     for request in requests {
@@ -128,4 +136,21 @@ async fn statement_lines(bank: &Bank, user: &str, account: i64) -> usize {
             None => return lines,
         }
     }
+}
+
+/// How many events the surviving instance was handed a second time or more.
+async fn redeliveries(bank: &Bank) -> u64 {
+    let metrics = bank
+        .http
+        .get(format!("{}/metrics", bank.accounts[0].http_base()))
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("superclient_redeliveries_total "))
+        .map_or(0, |count| count.trim().parse().unwrap_or(0))
 }

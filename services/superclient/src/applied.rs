@@ -15,12 +15,13 @@
 use std::collections::HashMap;
 
 use bus::protocol::{ConsistencyValue, EventRecord};
-use sqlx::PgConnection;
+use sqlx::{Executor, PgConnection};
 
 /// Creates the framework's own tables in the service's schema.
 pub async fn ensure_tables(db: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS applied_keys (
+    // Through `Executor::execute` (not `raw_sql`), whose future is `Send`
+    // for every lifetime: a service must be able to run in a spawned task.
+    db.execute("CREATE TABLE IF NOT EXISTS applied_keys (
              key      text PRIMARY KEY,
              -- -1: no event of the key applied yet.
              value    bigint NOT NULL,
@@ -41,9 +42,7 @@ pub async fn ensure_tables(db: &mut PgConnection) -> Result<(), sqlx::Error> {
              value      bigint NOT NULL,
              event_type text NOT NULL,
              skipped_at timestamptz NOT NULL DEFAULT now()
-         );",
-    )
-    .execute(db)
+         );")
     .await?;
     Ok(())
 }

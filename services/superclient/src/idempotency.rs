@@ -27,7 +27,7 @@ use bus::client::Publish;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, value::RawValue};
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
@@ -44,8 +44,7 @@ pub const KEPT_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Creates the table in the service's schema.
 pub async fn ensure_table(db: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS idempotency (
+    db.execute("CREATE TABLE IF NOT EXISTS idempotency (
              scope        text NOT NULL,
              key          text NOT NULL,
              fingerprint  bytea NOT NULL,
@@ -59,9 +58,7 @@ pub async fn ensure_table(db: &mut PgConnection) -> Result<(), sqlx::Error> {
              created_at   timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (scope, key)
          );
-         CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);",
-    )
-    .execute(db)
+         CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);")
     .await?;
     Ok(())
 }

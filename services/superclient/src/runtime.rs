@@ -10,7 +10,7 @@ use bus::{
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::{
-    Connection, PgConnection, PgPool,
+    Connection, Executor, PgConnection, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 use tokio::net::TcpListener;
@@ -193,7 +193,7 @@ async fn prepare_schema<S: Service>(service: &S, db: &mut PgConnection) -> anyho
         "CREATE SCHEMA IF NOT EXISTS {name}; SET search_path TO {name}",
         name = S::NAME
     );
-    sqlx::raw_sql(&use_schema).execute(&mut *db).await?;
+    (&mut *db).execute(use_schema.as_str()).await?;
     applied::ensure_tables(db).await?;
     let mut types: Vec<&str> = S::APPLIES.to_vec();
     types.sort_unstable();
@@ -202,18 +202,51 @@ async fn prepare_schema<S: Service>(service: &S, db: &mut PgConnection) -> anyho
         // The tables hold what other types made of the log: they are
         // rebuilt from it, so that a type added gets its history.
         tracing::warn!(?recorded, now = ?types, "the service applies other event types now; rebuilding its tables from the log");
-        sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", S::NAME))
-            .execute(&mut *db)
+        (&mut *db)
+            .execute(format!("DROP SCHEMA {} CASCADE", S::NAME).as_str())
             .await?;
-        sqlx::raw_sql(&use_schema).execute(&mut *db).await?;
+        (&mut *db).execute(use_schema.as_str()).await?;
         applied::ensure_tables(db).await?;
     }
+    // `run_direct` rather than `run`: the latter's future is not `Send`
+    // for every lifetime, and a service must be able to run in a spawned task.
     service
         .migrator()
-        .run(&mut *db)
+        .run_direct(&mut *db)
         .await
         .context("could not migrate the service's schema")?;
     idempotency::ensure_table(db).await?;
     applied::record_applied_types(db, &types).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventRecord, HandlerError};
+
+    struct Quiet;
+
+    impl Service for Quiet {
+        const NAME: &'static str = "quiet";
+        const DEFAULT_PORT: u16 = 0;
+        const APPLIES: &'static [&'static str] = &[];
+        fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+            unreachable!("never run")
+        }
+        async fn apply(&self, _: &mut PgConnection, _: &EventRecord) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        fn routes(&self) -> axum::Router<Ctx<Self>> {
+            axum::Router::new()
+        }
+    }
+
+    /// The web server runs the services in tasks of its own: a service's
+    /// future must be `Send` (this fails to compile otherwise).
+    #[allow(dead_code)]
+    fn a_service_runs_in_a_spawned_task(settings: Settings, shutdown: CancellationToken) {
+        fn spawnable<T: Send + 'static>(_: T) {}
+        spawnable(run(Quiet, settings, None, shutdown, |_| {}));
+    }
 }

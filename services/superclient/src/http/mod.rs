@@ -16,13 +16,16 @@ use crate::{context::Ctx, service::Service};
 
 /// The service's routes behind the caller token, beside the open `/health` and `/metrics`.
 pub(crate) fn router<S: Service>(ctx: Ctx<S>) -> Router {
-    let api = ctx
-        .service()
-        .routes()
-        .route_layer(middleware::from_fn_with_state(
+    let routes = ctx.service().routes();
+    // A service may have no API of its own (a projection of events only).
+    let api = if routes.has_routes() {
+        routes.route_layer(middleware::from_fn_with_state(
             ctx.clone(),
             auth::require_caller::<S>,
-        ));
+        ))
+    } else {
+        routes
+    };
     Router::new()
         .route("/health", get(health::health::<S>))
         .route("/metrics", get(health::metrics::<S>))

@@ -36,7 +36,7 @@ pub async fn log_in(
 ) -> Result<Response, ApiError> {
     let Json(credentials) = body?;
     let users = ctx.service();
-    if let Err(TryLater(wait)) = users.throttle.attempt(&credentials.username, address) {
+    if let Err(TryLater(wait)) = users.throttle.check(&credentials.username, address) {
         tracing::warn!(username = %credentials.username, %address, "log-in attempts throttled");
         let seconds = wait.as_secs().max(1);
         let error = ApiError::new(
@@ -64,6 +64,7 @@ pub async fn log_in(
                 .await
                 .map_err(busy)?
             {
+                users.throttle.failed(&credentials.username, address);
                 return Err(wrong());
             }
             let view = users.staff_view(&credentials.username).ok_or_else(wrong)?;
@@ -78,6 +79,7 @@ pub async fn log_in(
                 .await
                 .map_err(busy)?
             {
+                users.throttle.failed(&credentials.username, address);
                 return Err(wrong());
             }
             let user = user.ok_or_else(wrong)?;
