@@ -105,7 +105,9 @@ impl Running {
 }
 
 async fn publish(bank: &Bank, event_type: &str, count: usize) {
-    let (client, _) = BusClient::connect(bank.bus_config(None)).await.expect("connect");
+    let (client, _) = BusClient::connect(bank.bus_config(None))
+        .await
+        .expect("connect");
     for n in 0..count {
         let event = Publish::new(
             event_type,
@@ -121,11 +123,13 @@ async fn publish(bank: &Bank, event_type: &str, count: usize) {
 }
 
 async fn tallied(pool: &PgPool, event_type: &str) -> i64 {
-    sqlx::query_scalar("SELECT coalesce(sum(applied), 0)::bigint FROM tally.tallies WHERE event_type = $1")
-        .bind(event_type)
-        .fetch_one(pool)
-        .await
-        .unwrap_or(0)
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(applied), 0)::bigint FROM tally.tallies WHERE event_type = $1",
+    )
+    .bind(event_type)
+    .fetch_one(pool)
+    .await
+    .unwrap_or(0)
 }
 
 async fn head(pool: &PgPool) -> i64 {
@@ -203,10 +207,17 @@ async fn an_event_beyond_its_keys_next_catches_the_key_up_and_is_never_applied_o
     let bank = Bank::start().await;
     let pool = bank.db.pool().await;
     let service = Running::start(&bank, Apples).await;
-    let (client, _) = BusClient::connect(bank.bus_config(None)).await.expect("connect");
+    let (client, _) = BusClient::connect(bank.bus_config(None))
+        .await
+        .expect("connect");
     let apple = |value: i64| {
-        Publish::new("Apple", "apple-k", ConsistencyValue::Explicit(value), &json!({"n": value}))
-            .expect("encode")
+        Publish::new(
+            "Apple",
+            "apple-k",
+            ConsistencyValue::Explicit(value),
+            &json!({"n": value}),
+        )
+        .expect("encode")
     };
     for value in 0..2 {
         client.publish(vec![apple(value)]).await.expect("a receipt");
@@ -245,7 +256,11 @@ async fn an_event_beyond_its_keys_next_catches_the_key_up_and_is_never_applied_o
         (value == 2).then_some(())
     })
     .await;
-    assert_eq!(tallied(&pool, "Apple").await, 3, "the second applied again, then the third");
+    assert_eq!(
+        tallied(&pool, "Apple").await,
+        3,
+        "the second applied again, then the third"
+    );
     client.close();
     service.stop().await;
 }

@@ -15,7 +15,9 @@ async fn a_customer_holds_at_most_ten_accounts_even_asking_all_at_once() {
     for _ in 0..15 {
         let users = users.clone();
         asks.push(tokio::spawn(async move {
-            users.post(Some("alice"), "/users/alice/accounts", json!({})).await
+            users
+                .post(Some("alice"), "/users/alice/accounts", json!({}))
+                .await
         }));
     }
     let (mut opened, mut refused) = (0, 0);
@@ -35,18 +37,27 @@ async fn a_customer_holds_at_most_ten_accounts_even_asking_all_at_once() {
     assert_eq!(requests.len(), 10, "the first and nine more");
 
     // Paged, at most ten a page.
-    let (status, page) = users.get(Some("alice"), "/users/alice/accounts?limit=4").await;
+    let (status, page) = users
+        .get(Some("alice"), "/users/alice/accounts?limit=4")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(page["accounts"].as_array().unwrap().len(), 4);
     let after = page["next_after"].as_str().expect("more pages").to_owned();
     let (_, rest) = users
-        .get(Some("alice"), &format!("/users/alice/accounts?limit=10&after={after}"))
+        .get(
+            Some("alice"),
+            &format!("/users/alice/accounts?limit=10&after={after}"),
+        )
         .await;
     assert_eq!(rest["accounts"].as_array().unwrap().len(), 6);
-    let (status, _) = users.get(Some("alice"), "/users/alice/accounts?limit=11").await;
+    let (status, _) = users
+        .get(Some("alice"), "/users/alice/accounts?limit=11")
+        .await;
     assert_eq!(status, 400);
     let accounts = bank.call(&bank.accounts[0]);
-    let (status, _) = accounts.get(Some("alice"), "/accounts?username=alice&limit=51").await;
+    let (status, _) = accounts
+        .get(Some("alice"), "/accounts?username=alice&limit=51")
+        .await;
     assert_eq!(status, 400);
     let (status, _) = bank
         .call(&bank.transactions)
@@ -55,7 +66,12 @@ async fn a_customer_holds_at_most_ten_accounts_even_asking_all_at_once() {
     assert_eq!(status, 400);
 }
 
-async fn log_in(bank: &Bank, username: &str, password: &str, address: &str) -> (u16, Option<String>) {
+async fn log_in(
+    bank: &Bank,
+    username: &str,
+    password: &str,
+    address: &str,
+) -> (u16, Option<String>) {
     let users = bank.call(&bank.users);
     let (http, base) = users.raw();
     let response = http
@@ -81,7 +97,10 @@ async fn guessing_passwords_is_throttled_per_username_and_per_address() {
     // Ten wrong guesses are allowed; the one after locks the username.
     for guess in 0..11 {
         let address = format!("203.0.113.{guess}");
-        assert_eq!(log_in(&bank, "alice", "wrong password", &address).await.0, 401);
+        assert_eq!(
+            log_in(&bank, "alice", "wrong password", &address).await.0,
+            401
+        );
     }
     // Alice's username is locked now, even with the right password, from
     // anywhere; Bob is not.

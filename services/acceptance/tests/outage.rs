@@ -48,7 +48,9 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
             let body = json!({"from_account_id": from_account, "to_account_id": to_account,
                               "amount": format!("{}.{:02}", i % 9 + 1, i % 100)});
             loop {
-                let (status, answer) = api.post_with_key(Some(&name), "/transfers", body.clone(), &key).await;
+                let (status, answer) = api
+                    .post_with_key(Some(&name), "/transfers", body.clone(), &key)
+                    .await;
                 match status {
                     202 => return (name, key, answer),
                     503 | 409 => {
@@ -61,7 +63,10 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
         }));
     }
     eventually("transfers are flowing", || async {
-        let decided = bank.log(&["AcceptedTransaction", "RejectedTransaction"]).await.len();
+        let decided = bank
+            .log(&["AcceptedTransaction", "RejectedTransaction"])
+            .await
+            .len();
         (decided >= TRANSFERS / 8).then_some(())
     })
     .await;
@@ -82,7 +87,10 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
         .fetch_all(&pool)
         .await
         .expect("pg_stat_activity");
-        assert!(idle.is_empty(), "sessions wait on the bus inside a transaction: {idle:?}");
+        assert!(
+            idle.is_empty(),
+            "sessions wait on the bus inside a transaction: {idle:?}"
+        );
         samples += 1;
         if pending_answers.load(Ordering::Acquire) > 0 && samples >= 40 {
             break;
@@ -96,7 +104,10 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
         let (_, key, answer) = request.await.expect("the task ran");
         answered.insert(key, answer);
     }
-    assert!(pending_answers.load(Ordering::Acquire) > 0, "the outage was felt");
+    assert!(
+        pending_answers.load(Ordering::Acquire) > 0,
+        "the outage was felt"
+    );
 
     // One transfer per key, each decided once, money moved once.
     let ids: BTreeSet<i64> = answered
@@ -107,13 +118,19 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
     let pending = bank.log(&["PendingTransaction"]).await;
     assert_eq!(pending.len(), TRANSFERS, "asked for once each");
     let decisions = eventually("every transfer decided", || async {
-        let decided = bank.log(&["AcceptedTransaction", "RejectedTransaction"]).await;
+        let decided = bank
+            .log(&["AcceptedTransaction", "RejectedTransaction"])
+            .await;
         (decided.len() == TRANSFERS).then_some(decided)
     })
     .await;
     let decided_ids: BTreeSet<i64> = decisions
         .iter()
-        .map(|event| serde_json::from_str::<Value>(event.data.get()).expect("JSON")["transaction_id"].as_i64().expect("an id"))
+        .map(|event| {
+            serde_json::from_str::<Value>(event.data.get()).expect("JSON")["transaction_id"]
+                .as_i64()
+                .expect("an id")
+        })
         .collect();
     assert_eq!(decided_ids, ids, "one decision per transfer");
     let money = bank.log(&["ConfirmedCredit", "ConfirmedDebit"]).await;
@@ -124,11 +141,19 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
             *moved.entry((event.event_type.clone(), id)).or_default() += 1;
         }
     }
-    assert!(moved.values().all(|n| *n == 1), "money moved twice: {moved:?}");
+    assert!(
+        moved.values().all(|n| *n == 1),
+        "money moved twice: {moved:?}"
+    );
     let from_log = balances_from_log(&money);
     for (name, account) in &accounts {
-        bank.balance_becomes(name, *account, from_log[account]).await;
+        bank.balance_becomes(name, *account, from_log[account])
+            .await;
     }
     let total: Decimal = from_log.values().sum();
-    assert_eq!(total, Decimal::from(100 * USERS as i64), "no money made or lost");
+    assert_eq!(
+        total,
+        Decimal::from(100 * USERS as i64),
+        "no money made or lost"
+    );
 }

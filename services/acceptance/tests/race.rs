@@ -21,7 +21,10 @@ async fn racing_requests_across_instances_are_answered_as_the_log_says() {
     let alice = bank.sign_up("alice").await;
     let bob = bank.sign_up("bob").await;
     let accounts = [bank.call(&bank.accounts[0]), bank.call(&bank.accounts[1])];
-    let transactions = [bank.call(&bank.transactions), bank.call(&second_transactions)];
+    let transactions = [
+        bank.call(&bank.transactions),
+        bank.call(&second_transactions),
+    ];
 
     let mut withdrawn_total = Decimal::ZERO;
     let mut accepted_total = Decimal::ZERO;
@@ -64,7 +67,10 @@ async fn racing_requests_across_instances_are_answered_as_the_log_says() {
                     withdrawn += 1;
                     let version = body["entry"]["version"].as_i64().expect("an entry");
                     assert_eq!(body["entry"]["kind"], "debit", "{body}");
-                    assert!(told.insert(version, key).is_none(), "two answers, one entry");
+                    assert!(
+                        told.insert(version, key).is_none(),
+                        "two answers, one entry"
+                    );
                 }
                 422 => assert_eq!(body["error"]["code"], "insufficient_funds", "{body}"),
                 other => panic!("round {round}: a withdrawal answered {other}: {body}"),
@@ -84,7 +90,11 @@ async fn racing_requests_across_instances_are_answered_as_the_log_says() {
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(withdrawn + accepted, 30, "round {round}: exactly the £30 deposited");
+        assert_eq!(
+            withdrawn + accepted,
+            30,
+            "round {round}: exactly the £30 deposited"
+        );
         withdrawn_total += Decimal::from(withdrawn);
         accepted_total += Decimal::from(accepted);
 
@@ -102,7 +112,10 @@ async fn racing_requests_across_instances_are_answered_as_the_log_says() {
         let expected: usize = withdrawn_total.try_into().unwrap();
         assert_eq!(withdrawals_logged.len(), expected, "round {round}");
         for version in told.keys() {
-            assert!(withdrawals_logged.contains(version), "round {round}: version {version}");
+            assert!(
+                withdrawals_logged.contains(version),
+                "round {round}: version {version}"
+            );
         }
         bank.balance_becomes("alice", alice, Decimal::ZERO).await;
     }

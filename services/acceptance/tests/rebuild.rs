@@ -18,7 +18,10 @@ const FIRST_ID: i64 = 1_000_000;
 
 /// Publishes `FLOWING` transfers among `accounts`, as the transactions
 /// service would (with its token), ten at a time.
-async fn keep_transferring(bank: &Bank, accounts: Vec<(String, i64)>) -> tokio::task::JoinHandle<()> {
+async fn keep_transferring(
+    bank: &Bank,
+    accounts: Vec<(String, i64)>,
+) -> tokio::task::JoinHandle<()> {
     let (client, _) = BusClient::connect(bank.bus_config(Some("transactions")))
         .await
         .expect("connect");
@@ -60,7 +63,9 @@ async fn dropped_tables_are_rebuilt_while_transfers_flow_and_equal_the_log() {
         bank.deposit(name, account, "120.00").await;
         accounts.push((name.to_owned(), account));
     }
-    let asked = bank.transfer("alice", accounts[0].1, accounts[1].1, "20.00").await;
+    let asked = bank
+        .transfer("alice", accounts[0].1, accounts[1].1, "20.00")
+        .await;
     bank.decided("alice", asked).await;
 
     let flowing = keep_transferring(&bank, accounts.clone()).await;
@@ -97,7 +102,8 @@ async fn dropped_tables_are_rebuilt_while_transfers_flow_and_equal_the_log() {
     let money = bank.log(&["ConfirmedCredit", "ConfirmedDebit"]).await;
     let from_log = balances_from_log(&money);
     for (name, account) in &accounts {
-        bank.balance_becomes(name, *account, from_log[account]).await;
+        bank.balance_becomes(name, *account, from_log[account])
+            .await;
         let lines = statement_lines(&bank, name, *account).await;
         let logged = money
             .iter()
@@ -117,19 +123,26 @@ async fn dropped_tables_are_rebuilt_while_transfers_flow_and_equal_the_log() {
             (data["transaction_id"].as_i64().expect("an id"), status)
         })
         .collect();
-    let shown = eventually("the transactions service applied every decision", || async {
-        let mut shown = BTreeMap::new();
-        for (name, _) in &accounts {
-            for (id, status) in transfers_of(&bank, name).await {
-                shown.insert(id, status);
+    let shown = eventually(
+        "the transactions service applied every decision",
+        || async {
+            let mut shown = BTreeMap::new();
+            for (name, _) in &accounts {
+                for (id, status) in transfers_of(&bank, name).await {
+                    shown.insert(id, status);
+                }
             }
-        }
-        let done = shown.len() == decided.len() && shown.values().all(|s| s != "pending");
-        done.then_some(shown)
-    })
+            let done = shown.len() == decided.len() && shown.values().all(|s| s != "pending");
+            done.then_some(shown)
+        },
+    )
     .await;
     for (id, status) in &decided {
-        assert_eq!(shown.get(id).map(String::as_str), Some(*status), "transfer {id}");
+        assert_eq!(
+            shown.get(id).map(String::as_str),
+            Some(*status),
+            "transfer {id}"
+        );
     }
 
     // The rebuilt services go on: the password still works, new ids do not collide.
@@ -143,7 +156,10 @@ async fn dropped_tables_are_rebuilt_while_transfers_flow_and_equal_the_log() {
         .await;
     assert_eq!(status, 200);
     let dave = bank.sign_up("dave").await;
-    assert!(accounts.iter().all(|(_, account)| *account < dave), "account {dave} is new");
+    assert!(
+        accounts.iter().all(|(_, account)| *account < dave),
+        "account {dave} is new"
+    );
     let next = bank.transfer("bob", accounts[1].1, dave, "1.00").await;
     assert!(next > asked);
     assert!(bank.decided("bob", next).await["status"].is_string());

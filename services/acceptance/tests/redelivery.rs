@@ -51,9 +51,10 @@ async fn a_killed_accounts_instance_loses_nothing_and_doubles_nothing() {
     bank.accounts[1].freeze();
     let before = redeliveries(&bank).await;
     bank.accounts[1].kill9();
-    acceptance::eventually("the killed instance's events are delivered again", || async {
-        (redeliveries(&bank).await > before).then_some(())
-    })
+    acceptance::eventually(
+        "the killed instance's events are delivered again",
+        || async { (redeliveries(&bank).await > before).then_some(()) },
+    )
     .await;
 
     let mut ids = Vec::new();

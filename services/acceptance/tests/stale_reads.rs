@@ -48,7 +48,10 @@ async fn decisions_on_another_instances_accounts_never_reject_on_a_stale_read() 
         .expect("encode");
         publish(
             &accounts,
-            vec![event("AccountCreated", format!("acc-{id}"), created), funded],
+            vec![
+                event("AccountCreated", format!("acc-{id}"), created),
+                funded,
+            ],
         )
         .await;
     }
@@ -108,7 +111,10 @@ async fn decisions_on_another_instances_accounts_never_reject_on_a_stale_read() 
         .lines()
         .find_map(|line| line.strip_prefix("superclient_stale_reads_total "))
         .map_or(0, |count| count.trim().parse().unwrap_or(0));
-    assert!(stale > 0, "no decision read a stale account: the test proved nothing");
+    assert!(
+        stale > 0,
+        "no decision read a stale account: the test proved nothing"
+    );
     accounts.close();
     transfers.close();
 }

@@ -21,7 +21,8 @@ use sqlx::{Executor, PgConnection};
 pub async fn ensure_tables(db: &mut PgConnection) -> Result<(), sqlx::Error> {
     // Through `Executor::execute` (not `raw_sql`), whose future is `Send`
     // for every lifetime: a service must be able to run in a spawned task.
-    db.execute("CREATE TABLE IF NOT EXISTS applied_keys (
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS applied_keys (
              key      text PRIMARY KEY,
              -- -1: no event of the key applied yet.
              value    bigint NOT NULL,
@@ -42,7 +43,8 @@ pub async fn ensure_tables(db: &mut PgConnection) -> Result<(), sqlx::Error> {
              value      bigint NOT NULL,
              event_type text NOT NULL,
              skipped_at timestamptz NOT NULL DEFAULT now()
-         );")
+         );",
+    )
     .await?;
     Ok(())
 }

@@ -48,7 +48,10 @@ pub(crate) async fn run<S: Service>(
 
 async fn handle_batch<S: Service>(ctx: &Ctx<S>, consumer: &BusClient, batch: &[DeliveredEvent]) {
     metrics::histogram!("superclient_batch_events").record(batch.len() as f64);
-    let again = batch.iter().filter(|delivered| delivered.delivery > 1).count();
+    let again = batch
+        .iter()
+        .filter(|delivered| delivered.delivery > 1)
+        .count();
     metrics::counter!("superclient_redeliveries_total").increment(again as u64);
     // Facts first, then the commands, decided on state that includes them.
     // Events of one key are never both in a batch (the bus hands a key's

@@ -44,7 +44,8 @@ pub const KEPT_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Creates the table in the service's schema.
 pub async fn ensure_table(db: &mut PgConnection) -> Result<(), sqlx::Error> {
-    db.execute("CREATE TABLE IF NOT EXISTS idempotency (
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS idempotency (
              scope        text NOT NULL,
              key          text NOT NULL,
              fingerprint  bytea NOT NULL,
@@ -58,7 +59,8 @@ pub async fn ensure_table(db: &mut PgConnection) -> Result<(), sqlx::Error> {
              created_at   timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (scope, key)
          );
-         CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);")
+         CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);",
+    )
     .await?;
     Ok(())
 }

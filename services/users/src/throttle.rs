@@ -69,7 +69,9 @@ impl LoginThrottle {
     }
 
     fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<Subject, Instant>> {
-        self.locked.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.locked
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Whether an attempt at `username` from `address` may go on.
@@ -127,11 +129,18 @@ mod tests {
             throttle.failed("alice", address);
         }
         let elsewhere: IpAddr = "198.51.100.1".parse().unwrap();
-        assert!(throttle.check("alice", elsewhere).is_ok(), "ten failures allowed");
+        assert!(
+            throttle.check("alice", elsewhere).is_ok(),
+            "ten failures allowed"
+        );
         throttle.failed("alice", elsewhere);
         let TryLater(wait) = throttle.check("alice", elsewhere).expect_err("locked");
         assert!(wait > Duration::from_secs(60), "{wait:?}");
-        assert!(throttle.check("bob", "198.51.100.2".parse().unwrap()).is_ok());
+        assert!(
+            throttle
+                .check("bob", "198.51.100.2".parse().unwrap())
+                .is_ok()
+        );
     }
 
     #[test]
