@@ -177,3 +177,64 @@ async fn after_a_kill_9_the_client_reconnects_registers_again_and_resends() {
         .unwrap();
     assert_eq!(next.event.position, 2);
 }
+
+/// The protocol lets a connection have 4 queries and 16 consistency
+/// requests open; the client holds the rest back and sends them as answers
+/// come, so that callers sharing one client are never refused for it.
+#[tokio::test]
+async fn requests_beyond_a_connections_limits_wait_their_turn() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &[]);
+    let (client, _) = BusClient::connect(ClientConfig::new(bus.url()).token(ADMIN_TOKEN))
+        .await
+        .expect("connect");
+    let events: Vec<Publish> = (0..3000)
+        .map(|n| {
+            event(
+                "A",
+                &format!("acc-{}", n % 30),
+                ConsistencyValue::Implicit,
+                n,
+            )
+        })
+        .collect();
+    for chunk in events.chunks(1000) {
+        let receipt = client.publish(chunk.to_vec()).await.expect("receipt");
+        assert_eq!(receipt.status, ReceiptStatus::Success);
+    }
+
+    let lookups = (0..60).map(|n| {
+        let client = client.clone();
+        tokio::spawn(async move { client.consistency(vec![format!("acc-{}", n % 30)]).await })
+    });
+    let queries = (0..12).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut answer = client.query(QuerySpec {
+                event_types: vec!["*".into()],
+                start: QueryFrom::AfterPosition(0),
+                key: None,
+                limit: None,
+            })?;
+            let mut events = 0;
+            loop {
+                match answer.next().await.ok_or(ClientError::Closed)?? {
+                    QueryItem::Batch(batch) => events += batch.len() as u64,
+                    QueryItem::Complete { count, .. } => {
+                        assert_eq!(count, events);
+                        return Ok::<_, ClientError>(count);
+                    }
+                }
+            }
+        })
+    });
+    let lookups: Vec<_> = lookups.collect();
+    let queries: Vec<_> = queries.collect();
+    for lookup in lookups {
+        let values = lookup.await.expect("task").expect("no refusal");
+        assert_eq!(values.values().next(), Some(&Some(99)));
+    }
+    for query in queries {
+        assert_eq!(query.await.expect("task").expect("no refusal"), 3000);
+    }
+}

@@ -354,7 +354,9 @@ async fn a_skip_is_recorded_releases_the_key_and_blocking_survives_a_kill_9() {
     bus.kill9();
     bus.restart();
     let mut consumer = Raw::connect(&bus).await;
-    consumer.register("accounts", &["A"], "consume").await;
+    consumer
+        .register_with_skip_markers("accounts", &["A"])
+        .await;
     let mut publisher = Raw::connect(&bus).await;
     let second_held = publisher
         .publish("A", "acc-1", json!("*"), json!("held 2"))
@@ -443,6 +445,114 @@ async fn a_skip_is_recorded_releases_the_key_and_blocking_survives_a_kill_9() {
         consumer.silent_for(Duration::from_millis(500)).await,
         "neither the skipped event nor the released ones come again once acknowledged"
     );
+}
+
+/// Parks `acc-1`'s first event at a consumer of `accounts` that fails it
+/// once; returns its position.
+async fn park_first(bus: &BusProcess, consumer: &mut Raw, publisher: &mut Raw) -> i64 {
+    let poison = publisher
+        .publish("A", "acc-1", json!("*"), json!("poison"))
+        .await["events"][0]["position"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(position(&consumer.event().await), poison);
+    consumer
+        .send(json!({"message_type": "nack", "position": poison, "reason": "bad data"}))
+        .await;
+    parked_when(bus, "accounts", |parked| parked[0]["position"] == poison).await;
+    poison
+}
+
+async fn skip(bus: &BusProcess, position: i64) {
+    let (status, body) = http_json(
+        bus,
+        "POST",
+        &format!("/parked/accounts/{position}/skip"),
+        Some(ADMIN_TOKEN),
+        Some(json!({"note": "entered twice"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test]
+async fn without_skip_markers_a_skipped_last_event_is_settled_unseen_and_the_key_flows_on() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &["--max-deliveries", "1"]);
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    let mut publisher = Raw::connect(&bus).await;
+    let poison = park_first(&bus, &mut consumer, &mut publisher).await;
+    skip(&bus, poison).await;
+    parked_when(&bus, "accounts", |parked| parked == &json!([])).await;
+
+    // Nothing was behind it; the key's next event comes, the skipped one
+    // never again.
+    let next = publisher
+        .publish("A", "acc-1", json!("*"), json!("next"))
+        .await["events"][0]["position"]
+        .as_i64()
+        .unwrap();
+    let event = consumer.event().await;
+    assert_eq!(position(&event), next, "{event}");
+    consumer.ack(&[next]).await;
+    assert!(consumer.silent_for(Duration::from_millis(300)).await);
+}
+
+#[tokio::test]
+async fn thousands_of_blocked_events_are_released_in_order_in_pages() {
+    let db = TestDb::new().await;
+    let bus = BusProcess::start(&db, &["--max-deliveries", "1"]);
+    let mut consumer = Raw::connect(&bus).await;
+    consumer.register("accounts", &["A"], "consume").await;
+    let mut publisher = Raw::connect(&bus).await;
+    let poison = park_first(&bus, &mut consumer, &mut publisher).await;
+    let mut blocked = Vec::new();
+    for message in 0..5 {
+        let events: Vec<Value> = (0..500)
+            .map(|n| {
+                json!({"event_type": "A", "consistency": {"key": "acc-1", "value": "*"},
+                            "data": {"n": message * 500 + n}})
+            })
+            .collect();
+        publisher
+            .send(json!({"message_type": "new", "request_id": format!("m-{message}"), "events": events}))
+            .await;
+        let receipt = publisher.recv().await;
+        assert_eq!(receipt["status"], "success", "{receipt}");
+        blocked.extend(receipt["events"].as_array().unwrap().iter().map(position));
+    }
+    parked_when(&bus, "accounts", |parked| {
+        parked[0]["blocked_count"] == 2500
+    })
+    .await;
+
+    let (status, body) = http(
+        &bus,
+        "POST",
+        &format!("/parked/accounts/{poison}/replay"),
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    // Published while the released pages are still being delivered: they
+    // come after every released one.
+    let mut newer = Vec::new();
+    for n in 0..3 {
+        newer.push(
+            publisher
+                .publish("A", "acc-1", json!("*"), json!({"newer": n}))
+                .await["events"][0]["position"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    for expected in std::iter::once(poison).chain(blocked).chain(newer) {
+        let event = consumer.event().await;
+        assert_eq!(position(&event), expected);
+        consumer.ack(&[expected]).await;
+    }
+    assert!(consumer.silent_for(Duration::from_millis(300)).await);
 }
 
 #[tokio::test]

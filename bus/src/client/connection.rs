@@ -1,7 +1,7 @@
 //! The client's background task: owns the WebSocket, reconnects, and
 //! matches answers to requests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -18,10 +18,11 @@ use super::{
     ClientConfig, ClientError, QueryFrom, QueryItem, QuerySpec,
     inbound::{ServerFrame, parse},
 };
-use crate::protocol::{DeliveredEvent, ErrorMessage, NewEvent, Receipt};
+use crate::protocol::{DeliveredEvent, ErrorMessage, Limits, NewEvent, Receipt};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type ValuesReply = oneshot::Sender<Result<BTreeMap<String, Option<i64>>, ClientError>>;
+type QueryItems = mpsc::Sender<Result<QueryItem, ClientError>>;
 
 pub enum Command {
     Publish {
@@ -34,7 +35,7 @@ pub enum Command {
     },
     Query {
         spec: QuerySpec,
-        items: mpsc::Sender<Result<QueryItem, ClientError>>,
+        items: QueryItems,
     },
     Ack {
         positions: Vec<i64>,
@@ -70,6 +71,8 @@ pub async fn start(
         publishes: BTreeMap::new(),
         consistency: BTreeMap::new(),
         queries: HashMap::new(),
+        waiting_consistency: VecDeque::new(),
+        waiting_queries: VecDeque::new(),
         head,
         next_id: 0,
     };
@@ -101,12 +104,15 @@ async fn open(config: &ClientConfig) -> Result<(Socket, i64), ClientError> {
         client_type: &'a str,
         event_types: &'a [String],
         mode: crate::protocol::Mode,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        skip_markers: bool,
     }
     let frame = serde_json::to_string(&Register {
         message_type: "register",
         client_type: &registration.client_type,
         event_types: &registration.event_types,
         mode: registration.mode,
+        skip_markers: registration.skip_markers,
     })
     .expect("a register message serialises");
     socket
@@ -144,7 +150,12 @@ struct Task {
     /// after a reconnect, and who waits for the receipt.
     publishes: BTreeMap<String, (String, oneshot::Sender<Result<Receipt, ClientError>>)>,
     consistency: BTreeMap<String, (String, ValuesReply)>,
-    queries: HashMap<String, mpsc::Sender<Result<QueryItem, ClientError>>>,
+    queries: HashMap<String, QueryItems>,
+    /// Requests beyond what the protocol lets one connection have open:
+    /// sent in order as answers make room, so callers never see the bus
+    /// refuse them for this connection's sake.
+    waiting_consistency: VecDeque<(Vec<String>, ValuesReply)>,
+    waiting_queries: VecDeque<(QuerySpec, QueryItems)>,
     head: i64,
     next_id: u64,
 }
@@ -169,7 +180,8 @@ impl Task {
             match self.serve(current).await {
                 Outcome::Closed => return,
                 Outcome::Disconnected => {
-                    for (_, items) in self.queries.drain() {
+                    let waiting = self.waiting_queries.drain(..).map(|(_, items)| items);
+                    for items in self.queries.drain().map(|(_, items)| items).chain(waiting) {
                         let _ = items.send(Err(ClientError::Disconnected)).await;
                     }
                 }
@@ -216,8 +228,12 @@ impl Task {
                 self.publishes.insert(id, (frame, reply));
             }
             Command::Consistency { keys, reply } => {
-                let (id, frame) = self.consistency_frame(keys);
-                self.consistency.insert(id, (frame, reply));
+                if self.consistency.len() < Limits::default().max_lookups_per_connection {
+                    let (id, frame) = self.consistency_frame(keys);
+                    self.consistency.insert(id, (frame, reply));
+                } else {
+                    self.waiting_consistency.push_back((keys, reply));
+                }
             }
             Command::Query { items, .. } => {
                 let _ = items.try_send(Err(ClientError::Disconnected));
@@ -245,6 +261,9 @@ impl Task {
             if socket.send(Message::text(frame)).await.is_err() {
                 return Outcome::Disconnected;
             }
+        }
+        if self.send_waiting(&mut socket).await.is_err() {
+            return Outcome::Disconnected;
         }
         loop {
             tokio::select! {
@@ -277,7 +296,12 @@ impl Task {
                     }
                 }
                 message = socket.next() => match message {
-                    Some(Ok(Message::Text(text))) => self.dispatch(text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => {
+                        self.dispatch(text.as_str()).await;
+                        if self.send_waiting(&mut socket).await.is_err() {
+                            return Outcome::Disconnected;
+                        }
+                    }
                     Some(Ok(Message::Close(frame))) => {
                         tracing::info!(?frame, "the bus closed the connection");
                         return Outcome::Disconnected;
@@ -302,15 +326,18 @@ impl Task {
                 frame
             }
             Command::Consistency { keys, reply } => {
-                let (id, frame) = self.consistency_frame(keys);
-                self.consistency.insert(id, (frame.clone(), reply));
-                frame
+                if self.consistency.len() >= Limits::default().max_lookups_per_connection {
+                    self.waiting_consistency.push_back((keys, reply));
+                    return Ok(None);
+                }
+                self.open_consistency(keys, reply)
             }
             Command::Query { spec, items } => {
-                let id = self.request_id("q");
-                let frame = query_frame(&id, &spec);
-                self.queries.insert(id, items);
-                frame
+                if self.queries.len() >= Limits::default().max_queries_per_connection {
+                    self.waiting_queries.push_back((spec, items));
+                    return Ok(None);
+                }
+                self.open_query(&spec, items)
             }
             Command::Ack { positions } => {
                 serde_json::json!({"message_type": "ack", "positions": positions}).to_string()
@@ -325,6 +352,49 @@ impl Task {
             }
             Command::Close => return Err(()),
         }))
+    }
+
+    fn open_consistency(&mut self, keys: Vec<String>, reply: ValuesReply) -> String {
+        let (id, frame) = self.consistency_frame(keys);
+        self.consistency.insert(id, (frame.clone(), reply));
+        frame
+    }
+
+    fn open_query(&mut self, spec: &QuerySpec, items: QueryItems) -> String {
+        let id = self.request_id("q");
+        let frame = query_frame(&id, spec);
+        self.queries.insert(id, items);
+        frame
+    }
+
+    /// Sends waiting requests while the connection has room for them;
+    /// those whose caller gave up are dropped.
+    async fn send_waiting(&mut self, socket: &mut Socket) -> Result<(), ()> {
+        let limits = Limits::default();
+        let mut frames = Vec::new();
+        while self.consistency.len() < limits.max_lookups_per_connection {
+            let Some((keys, reply)) = self.waiting_consistency.pop_front() else {
+                break;
+            };
+            if !reply.is_closed() {
+                frames.push(self.open_consistency(keys, reply));
+            }
+        }
+        while self.queries.len() < limits.max_queries_per_connection {
+            let Some((spec, items)) = self.waiting_queries.pop_front() else {
+                break;
+            };
+            if !items.is_closed() {
+                frames.push(self.open_query(&spec, items));
+            }
+        }
+        if frames.is_empty() {
+            return Ok(());
+        }
+        for frame in frames {
+            socket.feed(Message::text(frame)).await.map_err(drop)?;
+        }
+        socket.flush().await.map_err(drop)
     }
 
     async fn dispatch(&mut self, text: &str) {

@@ -79,7 +79,17 @@ impl ClientConfig {
             client_type: client_type.into(),
             event_types: event_types.iter().map(|t| (*t).to_owned()).collect(),
             mode,
+            skip_markers: false,
         });
+        self
+    }
+
+    /// (Protocol 1.2) Asks for events staff skip to be delivered once more,
+    /// marked skipped, so that this client can step over them knowingly.
+    pub fn skip_markers(mut self) -> Self {
+        if let Some(registration) = &mut self.registration {
+            registration.skip_markers = true;
+        }
         self
     }
 }
@@ -89,6 +99,7 @@ pub struct RegistrationSpec {
     pub client_type: String,
     pub event_types: Vec<String>,
     pub mode: Mode,
+    pub skip_markers: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -38,6 +38,8 @@ pub struct Register {
     pub client_type: String,
     pub event_types: EventTypes,
     pub mode: Mode,
+    /// (1.2) Deliver events staff skipped once more, marked `skipped`.
+    pub skip_markers: bool,
 }
 
 #[derive(Debug)]
@@ -103,6 +105,8 @@ pub(super) struct RegisterWire {
     event_types: Vec<String>,
     #[serde(default)]
     mode: Mode,
+    #[serde(default)]
+    skip_markers: bool,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +186,7 @@ impl RegisterWire {
             client_type: self.client_type,
             event_types,
             mode: self.mode,
+            skip_markers: self.skip_markers,
         })
     }
 }

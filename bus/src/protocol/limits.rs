@@ -11,6 +11,8 @@ pub struct Limits {
     pub max_keys_per_request: usize,
     /// Most queries one connection may have running at once.
     pub max_queries_per_connection: usize,
+    /// Most `consistency` requests one connection may have unanswered.
+    pub max_lookups_per_connection: usize,
 }
 
 impl Default for Limits {
@@ -20,6 +22,7 @@ impl Default for Limits {
             max_events_per_message: 1000,
             max_keys_per_request: 1000,
             max_queries_per_connection: 4,
+            max_lookups_per_connection: 16,
         }
     }
 }

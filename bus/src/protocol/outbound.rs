@@ -38,6 +38,9 @@ pub struct Registration {
     pub mode: Mode,
     pub session_id: Uuid,
     pub head_position: i64,
+    /// (1.2) Echoed when asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_markers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -61,15 +61,15 @@ pub async fn answer(
     query: Query,
     frames: mpsc::Sender<Message>,
     max_frame_bytes: usize,
-    _slot: QuerySlot,
+    slot: QuerySlot,
 ) {
     let request_id = query.request_id.clone();
     let mut out = Batcher {
         request_id: &query.request_id,
         frames: &frames,
         max_bytes: max_frame_bytes,
-        events: Vec::new(),
-        bytes: 0,
+        frame: Vec::new(),
+        events: 0,
         count: 0,
         gone: false,
     };
@@ -86,6 +86,9 @@ pub async fn answer(
                 code: ErrorCode::Unavailable,
                 message: "the bus could not read its log; the query ended early, ask again".into(),
             };
+            // The place is free before the client hears of the end, so a
+            // query it sends on hearing it is not refused.
+            drop(slot);
             let _ = frames
                 .send(Message::text(ServerMessage::Error(&error).to_json()))
                 .await;
@@ -100,6 +103,7 @@ pub async fn answer(
         count: out.count,
         last_position,
     };
+    drop(slot);
     let _ = frames
         .send(Message::text(
             ServerMessage::RebuildComplete(&complete).to_json(),
@@ -216,34 +220,53 @@ async fn stream_key(
 }
 
 /// Gathers events into `rebuild` frames of at most [`BATCH`] events and
-/// `max_bytes` bytes, each serialised once.
+/// about `max_bytes` bytes, serialising each event once, straight into the
+/// frame.
 struct Batcher<'a> {
     request_id: &'a str,
     frames: &'a mpsc::Sender<Message>,
     max_bytes: usize,
-    events: Vec<String>,
-    bytes: usize,
+    /// The frame being filled: its head, then the events so far.
+    frame: Vec<u8>,
+    events: usize,
     count: u64,
     /// The client left: nothing more is sent.
     gone: bool,
 }
 
-/// The frame around the events: `{"message_type":"rebuild","request_id":…,"events":[…]}`.
-const FRAME_OVERHEAD: usize = 64;
+/// An upper bound of an event's size as JSON beyond its data, key and
+/// type: ids, time, numbers and field names.
+const EVENT_OVERHEAD: usize = 400;
 
 impl Batcher<'_> {
+    fn start_frame(&mut self) {
+        self.frame.clear();
+        self.frame.reserve(self.max_bytes.min(1 << 18));
+        self.frame
+            .extend_from_slice(b"{\"message_type\":\"rebuild\",\"request_id\":");
+        serde_json::to_writer(&mut self.frame, self.request_id).expect("a string serialises");
+        self.frame.extend_from_slice(b",\"events\":[");
+        self.events = 0;
+    }
+
     /// False when the client has left.
     async fn push_all(&mut self, events: Vec<EventRecord>) -> bool {
         for event in events {
-            let json = serde_json::to_string(&event).expect("events serialise");
-            let full = self.events.len() as i64 >= BATCH
-                || self.bytes + json.len() + 1 + FRAME_OVERHEAD + self.request_id.len()
-                    > self.max_bytes;
-            if full && !self.events.is_empty() && !self.flush().await {
+            // Keys and types may need escaping: counted twice.
+            let size = event.data.get().len()
+                + 2 * (event.consistency.key.len() + event.event_type.len())
+                + EVENT_OVERHEAD;
+            let full = self.events as i64 >= BATCH || self.frame.len() + size + 2 > self.max_bytes;
+            if full && self.events > 0 && !self.flush().await {
                 return false;
             }
-            self.bytes += json.len() + 1;
-            self.events.push(json);
+            if self.events == 0 {
+                self.start_frame();
+            } else {
+                self.frame.push(b',');
+            }
+            serde_json::to_writer(&mut self.frame, &event).expect("events serialise");
+            self.events += 1;
             self.count += 1;
         }
         !self.gone
@@ -254,16 +277,12 @@ impl Batcher<'_> {
         if self.gone {
             return false;
         }
-        if self.events.is_empty() {
+        if self.events == 0 {
             return true;
         }
-        let request_id = serde_json::to_string(self.request_id).expect("a request id serialises");
-        let frame = format!(
-            "{{\"message_type\":\"rebuild\",\"request_id\":{request_id},\"events\":[{}]}}",
-            self.events.join(",")
-        );
-        self.events.clear();
-        self.bytes = 0;
+        self.frame.extend_from_slice(b"]}");
+        let frame = String::from_utf8(std::mem::take(&mut self.frame)).expect("JSON is UTF-8");
+        self.events = 0;
         if self.frames.send(Message::text(frame)).await.is_err() {
             self.gone = true;
         }

@@ -217,3 +217,70 @@ pub async fn decide(
         skipped,
     }))
 }
+
+/// When a decision's commit failed uncertainly: what it released, if it
+/// committed after all (the event is no longer parked and a decision is
+/// recorded), read back from the store.
+pub async fn after_decision(
+    pool: &PgPool,
+    client_type: &str,
+    position: i64,
+) -> Result<Option<Released>, StoreError> {
+    let decided: Option<(String, String)> = sqlx::query_as(
+        "SELECT d.decision, e.consistency_key
+           FROM bus.parking_decisions d JOIN bus.events e USING (position)
+          WHERE d.client_type = $1 AND d.position = $2
+            AND NOT EXISTS (SELECT 1 FROM bus.parked p
+                             WHERE p.client_type = $1 AND p.position = $2)
+          ORDER BY d.id DESC LIMIT 1",
+    )
+    .bind(client_type)
+    .bind(position)
+    .fetch_optional(pool)
+    .await?;
+    let Some((decision, key)) = decided else {
+        return Ok(None);
+    };
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "SELECT r.position FROM bus.replays r JOIN bus.events e USING (position)
+          WHERE r.client_type = $1 AND e.consistency_key = $2 AND r.position >= $3
+          ORDER BY r.position",
+    )
+    .bind(client_type)
+    .bind(&key)
+    .bind(position)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(Released {
+        key,
+        positions,
+        skipped: (decision == Decision::Skip.as_str()).then_some(position),
+    }))
+}
+
+/// Events blocked behind an event that is no longer parked (a decision
+/// whose outcome the bus did not learn before it stopped) are released:
+/// nothing stays blocked behind nothing.
+pub async fn release_orphans(pool: &PgPool, client_type: &str) -> Result<u64, StoreError> {
+    let mut transaction = pool.begin().await?;
+    let orphans: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM bus.blocked b
+          WHERE b.client_type = $1
+            AND NOT EXISTS (SELECT 1 FROM bus.parked p
+                             WHERE p.client_type = $1 AND p.position = b.parked_position)
+          RETURNING b.position",
+    )
+    .bind(client_type)
+    .fetch_all(&mut *transaction)
+    .await?;
+    sqlx::query(
+        "INSERT INTO bus.replays (client_type, position) SELECT $1, unnest($2::bigint[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(client_type)
+    .bind(&orphans)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(orphans.len() as u64)
+}

@@ -187,6 +187,61 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Takes in what happened after this progress (which failed to save),
+    /// so that nothing of either is lost. Every field is carried.
+    pub fn absorb(&mut self, later: Progress) {
+        let Progress {
+            acked_through,
+            acked,
+            failed,
+            parked,
+            blocked,
+            replays_done,
+        } = later;
+        self.acked_through = self.acked_through.max(acked_through);
+        self.acked.extend(acked);
+        self.failed.extend(failed);
+        self.parked.extend(parked);
+        self.blocked.extend(blocked);
+        self.replays_done.extend(replays_done);
+    }
+
+    /// Each position once, the latest record winning: one statement may
+    /// not change a row twice.
+    fn deduplicated(&self) -> Progress {
+        fn last_per_position<T: Clone>(rows: &[(i64, T)]) -> Vec<(i64, T)> {
+            let mut latest: HashMap<i64, T> = HashMap::new();
+            for (position, row) in rows {
+                latest.insert(*position, row.clone());
+            }
+            latest.into_iter().collect()
+        }
+        let triples = |rows: &[(i64, u32, String)]| {
+            let pairs: Vec<(i64, (u32, String))> = rows
+                .iter()
+                .map(|(position, count, reason)| (*position, (*count, reason.clone())))
+                .collect();
+            last_per_position(&pairs)
+                .into_iter()
+                .map(|(position, (count, reason))| (position, count, reason))
+                .collect()
+        };
+        let mut acked = self.acked.clone();
+        acked.sort_unstable();
+        acked.dedup();
+        let mut replays_done = self.replays_done.clone();
+        replays_done.sort_unstable();
+        replays_done.dedup();
+        Progress {
+            acked_through: self.acked_through,
+            acked,
+            failed: triples(&self.failed),
+            parked: triples(&self.parked),
+            blocked: last_per_position(&self.blocked),
+            replays_done,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.acked.is_empty()
             && self.failed.is_empty()
@@ -203,6 +258,7 @@ pub async fn save_progress(
     client_type: &str,
     progress: &Progress,
 ) -> Result<(), StoreError> {
+    let progress = &progress.deduplicated();
     let mut transaction = pool.begin().await?;
     sqlx::query("UPDATE bus.subscriptions SET acked_through = $2 WHERE client_type = $1")
         .bind(client_type)
@@ -354,4 +410,46 @@ pub async fn lag(pool: &PgPool) -> Result<Vec<SubscriptionLag>, StoreError> {
             },
         )
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(base: i64) -> Progress {
+        Progress {
+            acked_through: base,
+            acked: vec![base + 1],
+            failed: vec![(base + 2, 1, "no".into())],
+            parked: vec![(base + 3, 5, "bad".into())],
+            blocked: vec![(base + 4, base + 3)],
+            replays_done: vec![base + 5],
+        }
+    }
+
+    #[test]
+    fn a_failed_save_absorbs_everything_that_came_after() {
+        let mut earlier = full(10);
+        earlier.absorb(full(20));
+        assert_eq!(earlier.acked_through, 20);
+        assert_eq!(earlier.acked, vec![11, 21]);
+        assert_eq!(earlier.failed.len(), 2);
+        assert_eq!(earlier.parked.len(), 2);
+        assert_eq!(earlier.blocked, vec![(14, 13), (24, 23)]);
+        assert_eq!(earlier.replays_done, vec![15, 25]);
+    }
+
+    #[test]
+    fn a_position_recorded_twice_is_saved_once_with_its_latest_record() {
+        let progress = Progress {
+            acked: vec![3, 3],
+            failed: vec![(7, 1, "first".into()), (7, 2, "second".into())],
+            blocked: vec![(9, 1), (9, 2)],
+            ..Progress::default()
+        };
+        let once = progress.deduplicated();
+        assert_eq!(once.acked, vec![3]);
+        assert_eq!(once.failed, vec![(7, 2, "second".into())]);
+        assert_eq!(once.blocked, vec![(9, 2)]);
+    }
 }

@@ -280,6 +280,26 @@ impl Raw {
                          "event_types": event_types, "mode": mode}),
         )
         .await;
+        self.registration().await
+    }
+
+    /// Registers to consume, asking for skipped events to come marked.
+    pub async fn register_with_skip_markers(
+        &mut self,
+        client_type: &str,
+        event_types: &[&str],
+    ) -> Value {
+        self.send(
+            json!({"message_type": "register", "client_type": client_type,
+                         "event_types": event_types, "mode": "consume", "skip_markers": true}),
+        )
+        .await;
+        let registration = self.registration().await;
+        assert_eq!(registration["skip_markers"], true, "{registration}");
+        registration
+    }
+
+    async fn registration(&mut self) -> Value {
         let registration = self.recv().await;
         assert_eq!(
             registration["message_type"], "registration",

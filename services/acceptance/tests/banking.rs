@@ -420,6 +420,30 @@ async fn unknown_transfers_strangers_and_bad_input_are_refused() {
         .get(Some(acceptance::STAFF.0), &format!("/accounts/{alice}"))
         .await;
     assert_eq!((status, seen["username"].as_str()), (200, Some("alice")));
+    // But they do not act for customers.
+    for movement in ["deposits", "withdrawals"] {
+        let (status, body) = accounts
+            .post(
+                Some(acceptance::STAFF.0),
+                &format!("/accounts/{alice}/{movement}"),
+                json!({"amount": "1.00"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{body}"
+        );
+    }
+    let (status, body) = bank
+        .call(&bank.users)
+        .post(
+            Some(acceptance::STAFF.0),
+            "/users/alice/accounts",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
 
     assert!(
         bank.log(&["PendingTransaction"]).await.is_empty(),

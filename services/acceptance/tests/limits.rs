@@ -122,3 +122,48 @@ async fn guessing_passwords_is_throttled_per_username_and_per_address() {
     }
     assert!(throttled, "an address is throttled after its burst");
 }
+
+#[tokio::test]
+async fn guesses_sent_all_at_once_are_counted_before_more_are_checked() {
+    let bank = Bank::start().await;
+    bank.sign_up("carol").await;
+    let bank = &bank;
+    // Waves of forty guesses at once, until the username is locked.
+    let mut checked = 0;
+    let mut waves = 0;
+    loop {
+        waves += 1;
+        assert!(waves <= 50, "the username was never locked");
+        let guesses = (0..40).map(|n| async move {
+            log_in(
+                bank,
+                "carol",
+                &format!("guess number {n}"),
+                &format!("203.0.113.{n}"),
+            )
+            .await
+        });
+        let answers = futures_util::future::join_all(guesses).await;
+        assert!(
+            answers
+                .iter()
+                .all(|(status, _)| [401, 429].contains(status)),
+            "{answers:?}"
+        );
+        checked += answers.iter().filter(|(status, _)| *status == 401).count();
+        let locked = answers.iter().any(|(status, retry_after)| {
+            *status == 429
+                && retry_after
+                    .as_deref()
+                    .is_some_and(|s| s.parse::<u64>().unwrap() > 30)
+        });
+        if locked {
+            break;
+        }
+    }
+    // Ten allowed, the eleventh locks: no more were checked, however many
+    // came at once.
+    assert_eq!(checked, 11);
+    let (status, _) = log_in(bank, "carol", PASSWORD, "198.51.100.3").await;
+    assert_eq!(status, 429, "the right password waits out the lock too");
+}

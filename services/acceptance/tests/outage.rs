@@ -34,16 +34,16 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
         transactions.token(name).await;
     }
 
-    // Transfers, each with a key of its own, retried with it until answered.
+    // Transfers, each with a key of its own, retried with it until
+    // answered: half before the bus dies, half while it is away.
     let pending_answers = Arc::new(AtomicUsize::new(0));
-    let mut requests = Vec::new();
-    for i in 0..TRANSFERS {
+    let transfer = |i: usize| {
         let (from, to) = (i % USERS, (i * 3 + 1) % USERS);
         let to = if to == from { (to + 1) % USERS } else { to };
         let (name, from_account) = accounts[from].clone();
         let to_account = accounts[to].1;
         let (api, pending) = (transactions.clone(), pending_answers.clone());
-        requests.push(tokio::spawn(async move {
+        tokio::spawn(async move {
             let key = format!("transfer-{i}");
             let body = json!({"from_account_id": from_account, "to_account_id": to_account,
                               "amount": format!("{}.{:02}", i % 9 + 1, i % 100)});
@@ -60,8 +60,9 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
                     other => panic!("transfer {i}: {other} {answer}"),
                 }
             }
-        }));
-    }
+        })
+    };
+    let mut requests: Vec<_> = (0..TRANSFERS / 2).map(transfer).collect();
     eventually("transfers are flowing", || async {
         let decided = bank
             .log(&["AcceptedTransaction", "RejectedTransaction"])
@@ -71,13 +72,19 @@ async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_tran
     })
     .await;
     bank.bus.kill9();
+    requests.extend((TRANSFERS / 2..TRANSFERS).map(transfer));
 
     // While the bus is away no session stays idle inside a transaction
     // (one would hold its locks for as long as the bus is away). Sampled
     // until a request has been told its outcome is pending.
     let pool = bank.db.pool().await;
     let mut samples = 0;
+    let deadline = tokio::time::Instant::now() + acceptance::PATIENCE;
     loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no request was told its outcome is pending while the bus was away"
+        );
         let idle: Vec<(i32, String)> = sqlx::query_as(
             "SELECT pid, coalesce(query, '') FROM pg_stat_activity
               WHERE datname = current_database() AND pid <> pg_backend_pid()

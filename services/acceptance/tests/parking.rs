@@ -282,3 +282,35 @@ async fn a_credit_with_bad_data_is_parked_and_a_recorded_skip_releases_its_accou
     bank.balance_becomes("alice", alice, "106.00".parse().unwrap())
         .await;
 }
+
+/// The skipped event was the account's last: nothing comes after it to
+/// carry the key on, yet the account's next decision must build on it.
+#[tokio::test]
+async fn a_skipped_last_event_leaves_its_account_usable() {
+    let bank = Bank::start().await;
+    let alice = bank.sign_up("alice").await;
+    bank.deposit("alice", alice, "50.00").await;
+    let bad = publish_credit(
+        &bank,
+        alice,
+        json!({"account_id": alice + 1000, "amount": "5.00", "note": "bad", "transaction_id": null}),
+    )
+    .await;
+    parked_when(&bank, |parked| !parked.is_empty()).await;
+    staff_decides(&bank, bad, "skip", "entered by mistake").await;
+    parked_when(&bank, <[Value]>::is_empty).await;
+
+    let accounts = bank.call(&bank.accounts[0]);
+    for (movement, amount) in [("deposits", "10.00"), ("withdrawals", "20.00")] {
+        let (status, body) = accounts
+            .post(
+                Some("alice"),
+                &format!("/accounts/{alice}/{movement}"),
+                json!({"amount": amount}),
+            )
+            .await;
+        assert_eq!(status, 201, "{movement}: {body}");
+    }
+    assert_eq!(bank.balance("alice", alice).await.to_string(), "40.00");
+    balances_match_the_log(&bank, &[("alice", alice)], &[bad]).await;
+}

@@ -61,13 +61,14 @@ pub async fn decide_transfer(
     let reads = vec![
         Read {
             key: account_key(pending.from_account_id),
-            version: from.map(|state| state.version),
+            version: from.version,
         },
         Read {
             key: account_key(pending.to_account_id),
-            version: to.map(|state| state.version),
+            version: to.version,
         },
     ];
+    let (from, to) = (from.account, to.account);
     let verdict = transfer::decide(
         pending.from_account_id,
         pending.to_account_id,

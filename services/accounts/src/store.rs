@@ -1,6 +1,7 @@
 //! The accounts service's queries.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use events::account_key;
 use events::{AccountCreated, Amount, ConfirmedCredit, ConfirmedDebit};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -74,13 +75,12 @@ pub async fn create_account(
     event: &EventRecord,
 ) -> Result<(), HandlerError> {
     sqlx::query(
-        "INSERT INTO accounts (account_id, username, request_id, balance, version, created_at)
-         VALUES ($1, $2, $3, 0, $4, $5)",
+        "INSERT INTO accounts (account_id, username, request_id, balance, created_at)
+         VALUES ($1, $2, $3, 0, $4)",
     )
     .bind(created.account_id)
     .bind(&created.username)
     .bind(created.request_id)
-    .bind(consistency_value(event))
     .bind(event.timestamp)
     .execute(&mut *db)
     .await?;
@@ -104,11 +104,10 @@ pub async fn book(
         _ => movement.amount.value(),
     };
     let balance: Option<Decimal> = sqlx::query_scalar(
-        "UPDATE accounts SET balance = balance + $2, version = $3 WHERE account_id = $1 RETURNING balance",
+        "UPDATE accounts SET balance = balance + $2 WHERE account_id = $1 RETURNING balance",
     )
     .bind(movement.account_id)
     .bind(signed)
-    .bind(consistency_value(event))
     .fetch_optional(&mut *db)
     .await?;
     let balance = balance.ok_or_else(|| {
@@ -152,25 +151,40 @@ pub async fn account_of_request(
         .await
 }
 
-pub async fn state(
-    db: &mut PgConnection,
-    account_id: i64,
-) -> Result<Option<AccountState>, sqlx::Error> {
-    let row: Option<(Decimal, i64)> =
-        sqlx::query_as("SELECT balance, version FROM accounts WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_optional(db)
-            .await?;
-    Ok(row.map(|(balance, version)| AccountState { balance, version }))
+/// An account as a decision reads it: its balance, if it exists here, and
+/// the version of its key as claimed (`None`: nothing of it yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    pub account: Option<AccountState>,
+    pub version: Option<i64>,
+}
+
+/// The columns of an account, its version being its key's claimed value.
+const ACCOUNT: &str = "a.account_id, a.username, a.balance, k.value AS version, a.created_at
+    FROM accounts a JOIN applied_keys k ON k.key = 'acc-' || a.account_id";
+
+pub async fn state(db: &mut PgConnection, account_id: i64) -> Result<Observed, sqlx::Error> {
+    let (balance, version): (Option<Decimal>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT balance FROM accounts WHERE account_id = $1),
+                (SELECT value FROM applied_keys WHERE key = $2 AND value >= 0)",
+    )
+    .bind(account_id)
+    .bind(account_key(account_id))
+    .fetch_one(db)
+    .await?;
+    Ok(Observed {
+        account: balance
+            .zip(version)
+            .map(|(balance, version)| AccountState { balance, version }),
+        version,
+    })
 }
 
 pub async fn account(db: &PgPool, account_id: i64) -> Result<Option<AccountRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT account_id, username, balance, version, created_at FROM accounts WHERE account_id = $1",
-    )
-    .bind(account_id)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as(&format!("SELECT {ACCOUNT} WHERE a.account_id = $1"))
+        .bind(account_id)
+        .fetch_optional(db)
+        .await
 }
 
 /// A user's accounts by id, after `after`, at most `limit`.
@@ -180,10 +194,10 @@ pub async fn accounts_of(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AccountRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT account_id, username, balance, version, created_at FROM accounts
-         WHERE username = $1 AND account_id > coalesce($2, 0) ORDER BY account_id LIMIT $3",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {ACCOUNT} WHERE a.username = $1 AND a.account_id > coalesce($2, 0)
+          ORDER BY a.account_id LIMIT $3"
+    ))
     .bind(username)
     .bind(after)
     .bind(limit)

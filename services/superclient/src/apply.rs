@@ -74,12 +74,9 @@ pub(crate) struct Batch<'a> {
     /// The events are a key query's whole answer after what the key had
     /// applied: a gap among them is of types the service does not apply.
     pub complete: bool,
-    /// Commands whose reactions are settled: claimed as handled.
+    /// Commands whose reactions are settled (or that staff skipped):
+    /// claimed as handled.
     pub commands: &'a [&'a EventRecord],
-    /// Events staff skipped (delivered marked so): recorded, and claimed
-    /// without being applied or reacted to. Events recorded as skipped
-    /// before are stepped over the same way wherever they come from.
-    pub skipped: &'a [&'a EventRecord],
     /// Moves the rebuild mark to this position.
     pub mark: Option<i64>,
 }
@@ -168,12 +165,11 @@ impl<S: Service> Ctx<S> {
         let keys: Vec<&str> = self
             .applied(batch.events)
             .chain(batch.commands.iter().copied())
-            .chain(batch.skipped.iter().copied())
             .map(|event| event.consistency.key.as_str())
             .collect();
         let mut tx = self.db().begin().await?;
         let mut claims = applied::lock(&mut tx, &keys).await?;
-        applied::record_skipped(&mut tx, batch.skipped).await?;
+        // Events staff skipped are stepped over wherever they come from.
         let positions: Vec<i64> = self.applied(batch.events).map(|e| e.position).collect();
         let skipped: HashSet<i64> = if positions.is_empty() {
             HashSet::new()
@@ -212,11 +208,7 @@ impl<S: Service> Ctx<S> {
                 }
             }
         }
-        let skipped_commands = batch
-            .skipped
-            .iter()
-            .filter(|event| S::REACTS_TO.contains(&event.event_type.as_str()));
-        for command in batch.commands.iter().chain(skipped_commands) {
+        for command in batch.commands {
             // A command's key holds no state of this service: claiming it
             // only marks the command handled.
             if claims.verdict(command) != Verdict::Applied {

@@ -17,6 +17,7 @@ use bus::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    applied,
     apply::{ApplyError, Batch},
     context::Ctx,
     service::Service,
@@ -103,18 +104,34 @@ async fn apply_live<S: Service>(ctx: &Ctx<S>, events: &[EventRecord]) -> Result<
     .await
 }
 
-/// An event staff skipped: claimed and recorded, never applied or reacted to.
+/// An event staff skipped: recorded (so that a catch-up or a rebuild steps
+/// over it too), then claimed, never applied or reacted to.
 async fn step_over<S: Service>(ctx: &Ctx<S>, consumer: &BusClient, event: &EventRecord) {
-    tracing::warn!(position = event.position, key = %event.consistency.key,
-        event_type = %event.event_type, "staff skipped this event; stepping over it");
-    let outcome = ctx
-        .apply_gap_free(Batch {
+    let outcome = async {
+        let mut db = ctx.db().acquire().await?;
+        let key = event.consistency.key.as_str();
+        let last = applied::peek(&mut db, &[key]).await?;
+        if applied::verdict(last[key], event) == applied::Verdict::Applied {
+            // Applied here before the skip (a catch-up found it appliable):
+            // the tables keep it, and it is not recorded as skipped.
+            tracing::error!(position = event.position, key, event_type = %event.event_type,
+                "staff skipped an event this service had applied already; its effects stay");
+            return Ok(());
+        }
+        tracing::warn!(position = event.position, key, event_type = %event.event_type,
+            "staff skipped this event; stepping over it");
+        applied::record_skipped(&mut db, &[event]).await?;
+        drop(db);
+        let as_command = [event];
+        let command = S::REACTS_TO.contains(&event.event_type.as_str());
+        ctx.apply_gap_free(Batch {
             events: std::slice::from_ref(event),
-            skipped: &[event],
+            commands: if command { &as_command } else { &[] },
             ..Batch::default()
         })
-        .await;
-    match outcome {
+        .await
+    };
+    match outcome.await {
         Ok(()) => settled(consumer, std::slice::from_ref(event)),
         Err(error) => failed(consumer, event, &error.to_string()),
     }

@@ -150,7 +150,10 @@ impl<S: Service> Ctx<S> {
     ) -> Result<Option<Vec<EventRecord>>, DecideError> {
         let stored = match publish(self.publisher(), events).await? {
             Outcome::Stored(records) => records,
-            Outcome::AlreadyStored(at) => self.read_stored(&at).await.map_err(DecideError::Bus)?,
+            Outcome::AlreadyStored(at) => self
+                .read_stored(&at)
+                .await
+                .map_err(|error| DecideError::NotYetVisible(ApplyError::Bus(error)))?,
             Outcome::PartlyStored(_) => return Err(DecideError::Conflict),
             Outcome::Inconsistent(moved) => {
                 let moved = moved.into_iter().collect();

@@ -42,10 +42,20 @@ const LEASE: Duration = Duration::from_secs(30);
 /// How long a finished request's response is kept.
 pub const KEPT_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Creates the table in the service's schema.
-pub async fn ensure_table(db: &mut PgConnection) -> Result<(), sqlx::Error> {
+/// The table, in a schema of its own beside the service's: a rebuild of
+/// the service's tables drops their schema, and must not forget which
+/// requests were answered and which events they had saved.
+fn table(service: &str) -> String {
+    format!("{service}_requests.idempotency")
+}
+
+/// Creates the table.
+pub async fn ensure_table(db: &mut PgConnection, service: &str) -> Result<(), sqlx::Error> {
+    let table = table(service);
     db.execute(
-        "CREATE TABLE IF NOT EXISTS idempotency (
+        format!(
+            "CREATE SCHEMA IF NOT EXISTS {service}_requests;
+         CREATE TABLE IF NOT EXISTS {table} (
              scope        text NOT NULL,
              key          text NOT NULL,
              fingerprint  bytea NOT NULL,
@@ -59,17 +69,20 @@ pub async fn ensure_table(db: &mut PgConnection) -> Result<(), sqlx::Error> {
              created_at   timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (scope, key)
          );
-         CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);",
+         CREATE INDEX IF NOT EXISTS idempotency_by_age ON {table} (created_at);"
+        )
+        .as_str(),
     )
     .await?;
     Ok(())
 }
 
 /// Forgets finished requests older than [`KEPT_FOR`].
-pub async fn expire(db: &PgPool) -> Result<u64, sqlx::Error> {
-    let removed = sqlx::query(
-        "DELETE FROM idempotency WHERE created_at < now() - $1::interval AND status IS NOT NULL",
-    )
+pub async fn expire(db: &PgPool, service: &str) -> Result<u64, sqlx::Error> {
+    let removed = sqlx::query(&format!(
+        "DELETE FROM {} WHERE created_at < now() - $1::interval AND status IS NOT NULL",
+        table(service)
+    ))
     .bind(format!("{} seconds", KEPT_FOR.as_secs()))
     .execute(db)
     .await?
@@ -189,10 +202,11 @@ impl Idempotency {
     ) -> Result<Begin, ApiError> {
         let fingerprint = fingerprint(request);
         let lease = format!("{} seconds", LEASE.as_secs());
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency (scope, key, fingerprint, attempt, locked_until)
-             VALUES ($1, $2, $3, 1, now() + $4::interval) ON CONFLICT (scope, key) DO NOTHING",
-        )
+        let table = table(service);
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO {table} (scope, key, fingerprint, attempt, locked_until)
+             VALUES ($1, $2, $3, 1, now() + $4::interval) ON CONFLICT (scope, key) DO NOTHING"
+        ))
         .bind(scope)
         .bind(&key.0)
         .bind(&fingerprint)
@@ -211,10 +225,10 @@ impl Idempotency {
         if inserted == 1 {
             return Ok(Begin::Proceed(held));
         }
-        let row: Option<Row> = sqlx::query_as(
+        let row: Option<Row> = sqlx::query_as(&format!(
             "SELECT fingerprint, attempt, coalesce(locked_until > now(), false), events, status, body
-               FROM idempotency WHERE scope = $1 AND key = $2",
-        )
+               FROM {table} WHERE scope = $1 AND key = $2"
+        ))
         .bind(scope)
         .bind(&key.0)
         .fetch_optional(db)
@@ -236,10 +250,10 @@ impl Idempotency {
         if locked {
             return Err(in_progress());
         }
-        let taken = sqlx::query(
-            "UPDATE idempotency SET attempt = attempt + 1, locked_until = now() + $4::interval
-              WHERE scope = $1 AND key = $2 AND attempt = $3",
-        )
+        let taken = sqlx::query(&format!(
+            "UPDATE {table} SET attempt = attempt + 1, locked_until = now() + $4::interval
+              WHERE scope = $1 AND key = $2 AND attempt = $3"
+        ))
         .bind(scope)
         .bind(&key.0)
         .bind(attempt)
@@ -291,7 +305,8 @@ impl Idempotency {
 
     async fn update(&self, set: &str, value: Option<Value>) -> Result<(), DecideError> {
         let updated = sqlx::query(&format!(
-            "UPDATE idempotency SET {set} WHERE scope = $1 AND key = $2 AND attempt = $3"
+            "UPDATE {} SET {set} WHERE scope = $1 AND key = $2 AND attempt = $3",
+            table(self.service)
         ))
         .bind(&self.scope)
         .bind(&self.key)
@@ -322,10 +337,11 @@ impl Idempotency {
             }
             Err(error) => (error.status, error.body()),
         };
-        let stored = sqlx::query(
-            "UPDATE idempotency SET status = $4, body = $5, locked_until = NULL
+        let stored = sqlx::query(&format!(
+            "UPDATE {} SET status = $4, body = $5, locked_until = NULL
               WHERE scope = $1 AND key = $2 AND attempt = $3",
-        )
+            table(self.service)
+        ))
         .bind(&self.scope)
         .bind(&self.key)
         .bind(self.attempt)
@@ -343,10 +359,11 @@ impl Idempotency {
 
     /// Lets a retry go on at once.
     async fn release(self) {
-        let released = sqlx::query(
-            "UPDATE idempotency SET locked_until = NULL
+        let released = sqlx::query(&format!(
+            "UPDATE {} SET locked_until = NULL
               WHERE scope = $1 AND key = $2 AND attempt = $3",
-        )
+            table(self.service)
+        ))
         .bind(&self.scope)
         .bind(&self.key)
         .bind(self.attempt)

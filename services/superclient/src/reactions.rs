@@ -42,9 +42,9 @@ use crate::{
 /// Reactions decided together. Rounds repeat while reactions of a group
 /// write the same keys, so a group stays small next to the number of keys.
 const GROUP: usize = 64;
-/// Rounds lost to other instances before a reaction is given up (and its
-/// command nacked, to be delivered again later).
-const MAX_LOST_ROUNDS: u32 = 30;
+/// Rounds a group may take beyond one per reaction before what is left is
+/// given up (its commands nacked, to be delivered again later).
+const SPARE_ROUNDS: usize = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReactError {
@@ -111,9 +111,14 @@ impl<S: Service> Ctx<S> {
                 outcomes.push((command.position, Ok(())));
             }
         }
+        // Each round settles at least one reaction unless another instance
+        // wins or a read was stale: those rounds are bounded, and paced.
+        let limit = group.len() + SPARE_ROUNDS;
+        let mut rounds = 0;
         let mut lost_rounds = 0;
         while !pending.is_empty() {
-            if lost_rounds > MAX_LOST_ROUNDS {
+            rounds += 1;
+            if rounds > limit {
                 outcomes.extend(
                     pending
                         .iter()
@@ -231,7 +236,9 @@ impl<S: Service> Ctx<S> {
     }
 
     /// Every pending reaction decides on the tables as they are; one that
-    /// writes a key an earlier one of the round writes waits.
+    /// reads or writes a key an earlier one of the round reads or writes
+    /// waits for the next round (a rejection of the round must not rest on
+    /// a balance an acceptance of the same round changes).
     async fn decide_round<'e>(
         &self,
         pending: &[&'e EventRecord],
@@ -263,12 +270,15 @@ impl<S: Service> Ctx<S> {
                     continue;
                 }
             };
-            if reaction.pinned_keys().any(|key| taken.contains(key)) {
-                // It would lose to the earlier one: it decides again next round.
+            let touched: Vec<&String> = reaction
+                .pinned_keys()
+                .chain(reaction.reads.iter().map(|read| &read.key))
+                .collect();
+            if touched.iter().any(|key| taken.contains(*key)) {
                 round.deferred.push(command);
                 continue;
             }
-            taken.extend(reaction.pinned_keys().cloned());
+            taken.extend(touched.into_iter().cloned());
             decided.push(Decided { command, reaction });
         }
         decided

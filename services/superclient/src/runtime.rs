@@ -95,8 +95,12 @@ pub async fn run<S: Service>(
     let mut types: Vec<&str> = S::APPLIES.iter().chain(S::REACTS_TO).copied().collect();
     types.sort_unstable();
     types.dedup();
+    // Skip markers: an event staff skip comes once more, marked, so that
+    // the service steps over it knowingly instead of stopping at the gap.
     let (consumer, events) = BusClient::connect(bus_config(
-        ClientConfig::new(&settings.bus_url).register(S::NAME, &types, Mode::Consume),
+        ClientConfig::new(&settings.bus_url)
+            .register(S::NAME, &types, Mode::Consume)
+            .skip_markers(),
     ))
     .await
     .context("could not register with the bus")?;
@@ -128,7 +132,7 @@ pub async fn run<S: Service>(
         settings.max_batch,
         shutdown.clone(),
     ));
-    let expiry = tokio::spawn(expire_requests(ctx.db().clone(), shutdown.clone()));
+    let expiry = tokio::spawn(expire_requests::<S>(ctx.db().clone(), shutdown.clone()));
     let server = axum::serve(
         listener,
         http::router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>(),
@@ -144,14 +148,14 @@ pub async fn run<S: Service>(
 }
 
 /// Forgets answered requests past their keeping time, now and then.
-async fn expire_requests(db: PgPool, shutdown: CancellationToken) {
+async fn expire_requests<S: Service>(db: PgPool, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match idempotency::expire(&db).await {
+        match idempotency::expire(&db, S::NAME).await {
             Ok(0) => {}
             Ok(removed) => {
                 tracing::info!(removed, "forgot answered requests past their keeping time")
@@ -215,7 +219,7 @@ async fn prepare_schema<S: Service>(service: &S, db: &mut PgConnection) -> anyho
         .run_direct(&mut *db)
         .await
         .context("could not migrate the service's schema")?;
-    idempotency::ensure_table(db).await?;
+    idempotency::ensure_table(db, S::NAME).await?;
     applied::record_applied_types(db, &types).await?;
     Ok(())
 }

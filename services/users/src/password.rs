@@ -3,7 +3,10 @@
 //! under a bounded semaphore, so a burst of log-ins queues instead of
 //! exhausting memory and cores.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
@@ -27,14 +30,14 @@ pub enum PasswordError {
 
 /// Hashing and checking passwords, a bounded number at a time.
 pub struct Passwords {
-    turns: Semaphore,
+    turns: Arc<Semaphore>,
 }
 
 impl Passwords {
     /// At most `at_once` hashes or checks run together.
     pub fn new(at_once: usize) -> Self {
         Self {
-            turns: Semaphore::new(at_once.max(1)),
+            turns: Arc::new(Semaphore::new(at_once.max(1))),
         }
     }
 
@@ -42,13 +45,18 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _turn = tokio::time::timeout(QUEUE_WAIT, self.turns.acquire())
+        let turn = tokio::time::timeout(QUEUE_WAIT, self.turns.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|error| PasswordError::Hash(error.to_string()))
+        // The turn goes with the work: a caller that gives up (a dropped
+        // request) frees it only when the hashing it started is done.
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            work()
+        })
+        .await
+        .map_err(|error| PasswordError::Hash(error.to_string()))
     }
 
     /// A PHC string (`$argon2id$v=19$...`).

@@ -8,12 +8,17 @@
 //! usernames. Only failures count: logging in does not use anything up. A
 //! lock holds before the password is looked at, so a locked username cannot
 //! be tried even with the right password.
+//!
+//! Limits count failures only once they are known, so guesses sent
+//! together would all pass the check before the first one failed. An
+//! attempt therefore holds its place while its password is checked: one at
+//! a time per username, a few at a time per address.
 
 use std::{
     collections::HashMap,
     net::IpAddr,
     num::NonZeroU32,
-    sync::Mutex,
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -29,17 +34,41 @@ enum Subject {
     Address(IpAddr),
 }
 
+impl Subject {
+    /// Attempts of this subject checked at once.
+    fn at_once(&self) -> usize {
+        match self {
+            Subject::Username(_) => 1,
+            Subject::Address(_) => 8,
+        }
+    }
+}
+
 pub struct LoginThrottle {
     usernames: DefaultKeyedRateLimiter<String>,
     addresses: DefaultKeyedRateLimiter<IpAddr>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
     /// Subjects over their limit, and until when: a failure that the
     /// limiter refuses locks its subject until the limiter allows again.
-    locked: Mutex<HashMap<Subject, Instant>>,
+    locked: HashMap<Subject, Instant>,
+    /// Attempts being checked, by subject.
+    checking: HashMap<Subject, usize>,
 }
 
 /// Refused: the next attempt is allowed after this long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TryLater(pub Duration);
+
+/// An attempt being checked: holds its place until dropped.
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    username: String,
+    address: IpAddr,
+}
 
 impl Default for LoginThrottle {
     fn default() -> Self {
@@ -58,43 +87,47 @@ fn quota(period: Duration, burst: u32) -> Quota {
 
 /// Past this many locks held, expired ones are dropped.
 const SWEEP_AT: usize = 10_000;
+/// What an attempt refused for another one in progress is told to wait.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 impl LoginThrottle {
     pub fn new(per_username: Quota, per_address: Quota) -> Self {
         Self {
             usernames: RateLimiter::keyed(per_username),
             addresses: RateLimiter::keyed(per_address),
-            locked: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
-    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<Subject, Instant>> {
-        self.locked
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Whether an attempt at `username` from `address` may go on.
-    pub fn check(&self, username: &str, address: IpAddr) -> Result<(), TryLater> {
-        let now = Instant::now();
-        let locked = self.locked();
-        let wait = [
-            Subject::Username(username.to_owned()),
-            Subject::Address(address),
-        ]
-        .iter()
-        .filter_map(|subject| locked.get(subject))
-        .filter(|until| **until > now)
-        .map(|until| *until - now)
-        .max();
-        match wait {
-            Some(wait) => Err(TryLater(wait.max(Duration::from_secs(1)))),
-            None => Ok(()),
+    /// An attempt at `username` from `address`, if it may go on now.
+    pub fn begin(&self, username: &str, address: IpAddr) -> Result<Attempt<'_>, TryLater> {
+        let subjects = subjects(username, address);
+        let mut state = self.state();
+        state.lock_wait(&subjects).map_or(Ok(()), Err)?;
+        if subjects
+            .iter()
+            .any(|subject| state.checking.get(subject).copied().unwrap_or(0) >= subject.at_once())
+        {
+            return Err(TryLater(BUSY_WAIT));
         }
+        for subject in subjects {
+            *state.checking.entry(subject).or_default() += 1;
+        }
+        Ok(Attempt {
+            throttle: self,
+            username: username.to_owned(),
+            address,
+        })
     }
 
     /// Counts a failed attempt; a subject over its limit is locked.
-    pub fn failed(&self, username: &str, address: IpAddr) {
+    fn failed(&self, username: &str, address: IpAddr) {
         let clock = DefaultClock::default();
         let now = Instant::now();
         let mut locks = Vec::new();
@@ -106,13 +139,64 @@ impl LoginThrottle {
             let wait = not_until.wait_time_from(clock.now());
             locks.push((Subject::Address(address), now + wait));
         }
-        let mut locked = self.locked();
-        if locked.len() >= SWEEP_AT {
-            locked.retain(|_, until| *until > now);
+        let mut state = self.state();
+        if state.locked.len() >= SWEEP_AT {
+            state.locked.retain(|_, until| *until > now);
             self.usernames.retain_recent();
             self.addresses.retain_recent();
         }
-        locked.extend(locks);
+        state.locked.extend(locks);
+    }
+}
+
+impl State {
+    /// How long the longest lock on these subjects still holds.
+    fn lock_wait(&self, subjects: &[Subject]) -> Option<TryLater> {
+        let now = Instant::now();
+        subjects
+            .iter()
+            .filter_map(|subject| self.locked.get(subject))
+            .filter(|until| **until > now)
+            .map(|until| TryLater((*until - now).max(Duration::from_secs(1))))
+            .max_by_key(|TryLater(wait)| *wait)
+    }
+}
+
+fn subjects(username: &str, address: IpAddr) -> [Subject; 2] {
+    [
+        Subject::Username(username.to_owned()),
+        Subject::Address(address),
+    ]
+}
+
+impl Attempt<'_> {
+    /// The password was wrong: counted against both subjects.
+    pub fn failed(self) {
+        self.throttle.failed(&self.username, self.address);
+    }
+
+    /// The password was right: allowed unless a lock came meanwhile (from
+    /// the address's failures at other usernames).
+    pub fn succeeded(self) -> Result<(), TryLater> {
+        let subjects = subjects(&self.username, self.address);
+        self.throttle
+            .state()
+            .lock_wait(&subjects)
+            .map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let mut state = self.throttle.state();
+        for subject in subjects(&self.username, self.address) {
+            if let Some(count) = state.checking.get_mut(&subject) {
+                *count -= 1;
+                if *count == 0 {
+                    state.checking.remove(&subject);
+                }
+            }
+        }
     }
 }
 
@@ -120,25 +204,26 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
+    fn fail(throttle: &LoginThrottle, username: &str, address: IpAddr) {
+        throttle.begin(username, address).expect("allowed").failed();
+    }
+
     #[test]
     fn ten_failures_lock_the_username_from_anywhere_and_others_go_on() {
         let throttle = LoginThrottle::default();
         for n in 0..10 {
             let address: IpAddr = format!("192.0.2.{n}").parse().unwrap();
-            assert!(throttle.check("alice", address).is_ok());
-            throttle.failed("alice", address);
+            fail(&throttle, "alice", address);
         }
         let elsewhere: IpAddr = "198.51.100.1".parse().unwrap();
-        assert!(
-            throttle.check("alice", elsewhere).is_ok(),
-            "ten failures allowed"
-        );
-        throttle.failed("alice", elsewhere);
-        let TryLater(wait) = throttle.check("alice", elsewhere).expect_err("locked");
+        fail(&throttle, "alice", elsewhere);
+        let Err(TryLater(wait)) = throttle.begin("alice", elsewhere) else {
+            panic!("locked");
+        };
         assert!(wait > Duration::from_secs(60), "{wait:?}");
         assert!(
             throttle
-                .check("bob", "198.51.100.2".parse().unwrap())
+                .begin("bob", "198.51.100.2".parse().unwrap())
                 .is_ok()
         );
     }
@@ -148,7 +233,8 @@ mod tests {
         let throttle = LoginThrottle::default();
         let address: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..100 {
-            assert!(throttle.check("alice", address).is_ok());
+            let attempt = throttle.begin("alice", address).expect("allowed");
+            assert_eq!(attempt.succeeded(), Ok(()));
         }
     }
 
@@ -157,9 +243,38 @@ mod tests {
         let throttle = LoginThrottle::default();
         let address: IpAddr = "198.51.100.7".parse().unwrap();
         for n in 0..31 {
-            assert!(throttle.check(&format!("user{n}"), address).is_ok());
-            throttle.failed(&format!("user{n}"), address);
+            fail(&throttle, &format!("user{n}"), address);
         }
-        assert!(throttle.check("user99", address).is_err());
+        assert!(throttle.begin("user99", address).is_err());
+    }
+
+    #[test]
+    fn a_username_is_checked_one_attempt_at_a_time() {
+        let throttle = LoginThrottle::default();
+        let first = throttle
+            .begin("alice", "192.0.2.1".parse().unwrap())
+            .expect("allowed");
+        assert_eq!(
+            throttle.begin("alice", "192.0.2.2".parse().unwrap()).err(),
+            Some(TryLater(BUSY_WAIT)),
+            "a guess sent alongside waits for the first to be counted"
+        );
+        first.failed();
+        assert!(
+            throttle
+                .begin("alice", "192.0.2.2".parse().unwrap())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_right_password_is_refused_if_the_address_was_locked_meanwhile() {
+        let throttle = LoginThrottle::default();
+        let address: IpAddr = "198.51.100.9".parse().unwrap();
+        let right = throttle.begin("alice", address).expect("allowed");
+        for n in 0..31 {
+            fail(&throttle, &format!("user{n}"), address);
+        }
+        assert!(right.succeeded().is_err());
     }
 }

@@ -41,11 +41,13 @@ fn event(event_type: &str, key: String, value: ConsistencyValue, data: Box<RawVa
 }
 
 /// P1: `publishers` connections, each with `window` messages in flight, on
-/// keys of their own with explicit values.
+/// keys of their own (named after `prefix`, new to the log) with explicit
+/// values.
 pub async fn appends(
     url: &str,
     publishers: usize,
     options: &Options,
+    prefix: &str,
 ) -> anyhow::Result<Throughput> {
     let batch = options.batch.max(1);
     let messages = options.p1_events / publishers / batch;
@@ -54,6 +56,7 @@ pub async fn appends(
     for publisher in 0..publishers {
         let (client, _) = BusClient::connect(crate::client_config(url)).await?;
         let window = options.window;
+        let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             // Keys of its own: it always knows their values. Messages are
             // sent in order, so a key may be in flight more than once.
@@ -77,7 +80,7 @@ pub async fn appends(
                         values[slot] += 1;
                         event(
                             "P1",
-                            format!("p1-{publishers}-{}", keys[slot]),
+                            format!("{prefix}-{publishers}-{}", keys[slot]),
                             value,
                             payload(0),
                         )

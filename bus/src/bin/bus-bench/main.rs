@@ -7,6 +7,7 @@
 //! ```
 
 mod bus_load;
+mod many_keys;
 mod nats_load;
 mod stats;
 
@@ -46,7 +47,11 @@ pub struct Options {
     /// Events in the log for P4's rebuild.
     #[arg(long, default_value_t = 1_000_000)]
     pub p4_events: usize,
-    /// Which parts to run (for profiling one of them).
+    /// Distinct keys in the log for P5 (`p5` is not run unless asked for).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub p5_keys: usize,
+    /// Which parts to run (for profiling one of them); `p5` fills the
+    /// log with `p5_keys` keys (minutes, and gigabytes of disk).
     #[arg(long, value_delimiter = ',', default_value = "p1,p2,p3,p4,nats")]
     phases: Vec<String>,
 }
@@ -144,7 +149,7 @@ async fn run(options: &Options, database_url: &str) -> anyhow::Result<()> {
     );
     let mut p1 = Vec::new();
     for publishers in [1, 8, 64].into_iter().filter(|_| options.runs("p1")) {
-        let result = bus_load::appends(&bus.url, publishers, options).await?;
+        let result = bus_load::appends(&bus.url, publishers, options, "p1").await?;
         println!(
             "bus   {publishers:>2} publishers × {} in flight × {} events/message: {:>9.0} events/s; receipt {}",
             options.window, options.batch, result.rate, result.latency
@@ -175,6 +180,19 @@ async fn run(options: &Options, database_url: &str) -> anyhow::Result<()> {
         println!(
             "bus   {:>9.0} events/s; peak memory: bus {:.0} MiB, client {:.0} MiB",
             result.rate, result.bus_peak_mib, result.client_peak_mib
+        );
+    }
+
+    if options.runs("p5") {
+        println!("\n## P5: a log of {} distinct keys", options.p5_keys);
+        let result = many_keys::run(database_url, options).await?;
+        println!(
+            "bus   filled in {:.0} s; started in {:.2} s; P1 at 64 publishers: {:>9.0} events/s, receipt {}",
+            result.fill_secs, result.start_secs, result.appends.rate, result.appends.latency
+        );
+        println!(
+            "bus   appends to keys of the log (each looked up): {:>9.0} events/s; peak memory of the bus {:.0} MiB ({} keys)",
+            result.old_keys_rate, result.bus_peak_mib, result.keys
         );
     }
 

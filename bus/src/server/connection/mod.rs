@@ -121,6 +121,7 @@ pub async fn serve(socket: WebSocket, bus: Arc<BusState>, scope: Arc<Scope>) {
             if sink.flush().await.is_err() || closing {
                 break;
             }
+            outbox_reader.flushed();
         }
         let _ = sink.close().await;
     });
@@ -138,11 +139,13 @@ pub async fn serve(socket: WebSocket, bus: Arc<BusState>, scope: Arc<Scope>) {
                     break Some(NOT_READING);
                 }
             }
-            Some(delivery) = next_delivery(&mut session.registered) => {
+            Some(delivery) = next_delivery(&mut session.registered),
+                if !(session.consumes() && frames.is_filling()) => {
                 if let Err(reason) = forward(&frames, delivery) {
                     break Some(reason);
                 }
             }
+            () = frames.drained(), if session.consumes() && frames.is_filling() => {}
             message = stream.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let outcome = match parse_client_message(text.as_str(), &bus.config.limits) {

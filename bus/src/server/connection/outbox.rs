@@ -1,7 +1,9 @@
 //! The frames a connection sends, in order, never waiting: the bus never
 //! stops reading a socket to wait for its writes, so that neither side can
 //! block the other. What waits for the socket is bounded in bytes; a client
-//! that leaves more than that unread is closed.
+//! that leaves more than that unread is closed. Deliveries to a consumer
+//! stop well before that, at [`PAUSE_DELIVERIES_BYTES`], and go on as the
+//! socket drains: a slow consumer of large events is slowed, not closed.
 
 use std::sync::{
     Arc,
@@ -9,22 +11,27 @@ use std::sync::{
 };
 
 use axum::extract::ws::{CloseFrame, Message};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Bytes of frames waiting for one client before it counts as not reading.
 pub const MAX_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes waiting past which no more deliveries are taken for a consumer.
+pub const PAUSE_DELIVERIES_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Outbox {
     frames: mpsc::UnboundedSender<Message>,
     /// Bytes queued and not yet written to the socket.
     backlog: Arc<AtomicUsize>,
+    /// Told whenever the socket has taken frames.
+    drained: Arc<Notify>,
 }
 
 /// The receiving half, for the task that writes the socket.
 pub struct OutboxReader {
     pub frames: mpsc::UnboundedReceiver<Message>,
     backlog: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
 }
 
 /// The client is too far behind: the frame was not queued.
@@ -34,14 +41,17 @@ pub struct Full;
 pub fn outbox() -> (Outbox, OutboxReader) {
     let (frames, receiver) = mpsc::unbounded_channel();
     let backlog = Arc::new(AtomicUsize::new(0));
+    let drained = Arc::new(Notify::new());
     (
         Outbox {
             frames,
             backlog: backlog.clone(),
+            drained: drained.clone(),
         },
         OutboxReader {
             frames: receiver,
             backlog,
+            drained,
         },
     )
 }
@@ -63,6 +73,16 @@ impl Outbox {
         let _ = self.frames.send(Message::text(json));
     }
 
+    /// Whether deliveries should wait for the socket to drain.
+    pub fn is_filling(&self) -> bool {
+        self.backlog.load(Ordering::Acquire) >= PAUSE_DELIVERIES_BYTES
+    }
+
+    /// Resolves once the socket has taken frames.
+    pub async fn drained(&self) {
+        self.drained.notified().await;
+    }
+
     pub fn close(&self, code: u16, reason: &'static str) {
         let _ = self.frames.send(Message::Close(Some(CloseFrame {
             code,
@@ -77,6 +97,11 @@ impl OutboxReader {
         if let Message::Text(text) = frame {
             self.backlog.fetch_sub(text.len(), Ordering::AcqRel);
         }
+    }
+
+    /// A burst of frames went to the socket.
+    pub fn flushed(&self) {
+        self.drained.notify_one();
     }
 }
 

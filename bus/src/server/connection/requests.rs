@@ -38,6 +38,8 @@ pub(super) struct Session {
     pub(super) registered: Registered,
     /// Queries of this connection still streaming.
     queries: Arc<AtomicUsize>,
+    /// Consistency requests of this connection still being answered.
+    lookups: Arc<AtomicUsize>,
 }
 
 impl Session {
@@ -54,7 +56,13 @@ impl Session {
             query_frames,
             registered: Registered::No,
             queries: Arc::new(AtomicUsize::new(0)),
+            lookups: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Registered in consume mode.
+    pub(super) fn consumes(&self) -> bool {
+        matches!(self.registered, Registered::Consume { .. })
     }
 
     /// `frame_bytes`: the size of the frame the message came in.
@@ -80,7 +88,7 @@ impl Session {
                 Registered::No => return Err(not_registered("nack")),
             },
             ClientMessage::Query(query) => self.query(query)?,
-            ClientMessage::Consistency(request) => self.consistency(request),
+            ClientMessage::Consistency(request) => self.consistency(request)?,
         }
         Ok(())
     }
@@ -153,7 +161,12 @@ impl Session {
                 let (sender, deliveries) = mpsc::unbounded_channel();
                 let membership = bus
                     .subscriptions
-                    .join(&register.client_type, register.event_types.clone(), sender)
+                    .join(
+                        &register.client_type,
+                        register.event_types.clone(),
+                        register.skip_markers,
+                        sender,
+                    )
                     .await
                     .map_err(|error| {
                         tracing::error!(%error, "could not store a subscription");
@@ -179,6 +192,7 @@ impl Session {
             mode: register.mode,
             session_id: Uuid::now_v7(),
             head_position: head,
+            skip_markers: register.skip_markers && register.mode == Mode::Consume,
         };
         self.frames
             .push(ServerMessage::Registration(&registration).to_json())
@@ -228,9 +242,19 @@ impl Session {
 
     /// Answered from the writer's cache, or its index for keys not in it:
     /// in a task of its own, so a look-up never holds up the socket.
-    fn consistency(&self, request: ConsistencyRequest) {
+    fn consistency(&self, request: ConsistencyRequest) -> Result<(), ProtocolError> {
+        let most = self.bus.config.limits.max_lookups_per_connection;
+        if self.lookups.fetch_add(1, Ordering::AcqRel) >= most {
+            self.lookups.fetch_sub(1, Ordering::AcqRel);
+            return Err(ProtocolError::new(
+                ErrorCode::TooManyQueries,
+                format!("a connection may wait for at most {most} consistency answers at once"),
+            )
+            .with_request_id(Some(request.request_id)));
+        }
         let writer = self.bus.writer.clone();
         let frames = self.frames.clone();
+        let lookups = self.lookups.clone();
         tokio::spawn(async move {
             let json = match writer.values(&request.keys).await {
                 Ok(values) => {
@@ -250,8 +274,11 @@ impl Session {
                     ServerMessage::Error(&error).to_json()
                 }
             };
-            let _ = frames.push(json);
+            lookups.fetch_sub(1, Ordering::AcqRel);
+            // A small answer the client waits for: never dropped.
+            frames.push_last(json);
         });
+        Ok(())
     }
 }
 

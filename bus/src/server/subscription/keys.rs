@@ -60,20 +60,41 @@ pub struct KeyState {
     /// Reads of released (replayed) events of this key still under way:
     /// nothing of the key is delivered until they are held, in order.
     pub awaiting: usize,
+    /// Released events not read yet (they are read a page at a time): the
+    /// key's events from the log wait behind them.
+    pub pending_release: VecDeque<i64>,
+    /// The skipped one among the released, if any.
+    pub skipped: Option<i64>,
 }
 
 impl KeyState {
     /// Ready for its next delivery: something held, nothing in flight, not
     /// backing off, nothing released still being read.
     pub fn is_ready(&self) -> bool {
+        let next_is_from_log = self
+            .queue
+            .front()
+            .is_some_and(|held| held.source == Source::Log);
+        let release_unread = next_is_from_log && !self.pending_release.is_empty();
         !self.queue.is_empty()
             && self.in_flight.is_none()
             && self.not_before.is_none()
             && self.awaiting == 0
+            && !release_unread
     }
 
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.in_flight.is_none() && self.awaiting == 0
+        self.queue.is_empty()
+            && self.in_flight.is_none()
+            && self.awaiting == 0
+            && self.pending_release.is_empty()
+    }
+
+    /// The next page of released events is due: none is held or being read.
+    pub fn needs_release_page(&self) -> bool {
+        !self.pending_release.is_empty()
+            && self.awaiting == 0
+            && !self.queue.iter().any(Held::released)
     }
 
     /// Holds `held` in position order. Nothing goes before an event in

@@ -49,6 +49,7 @@ impl Subscriptions {
         &self,
         client_type: &str,
         types: EventTypes,
+        skip_markers: bool,
         deliveries: mpsc::UnboundedSender<Delivery>,
     ) -> Result<Membership, StoreError> {
         // One registration at a time: two first instances must not both
@@ -61,6 +62,17 @@ impl Subscriptions {
         let commands = match actors.get(client_type) {
             Some(commands) if !commands.is_closed() => commands.clone(),
             _ => {
+                let orphans = store::parking::release_orphans(&self.pool, client_type).await?;
+                if orphans > 0 {
+                    tracing::warn!(
+                        client_type,
+                        orphans,
+                        "released events blocked behind an event no longer parked"
+                    );
+                }
+                let stored = store::subscriptions::load(&self.pool, client_type)
+                    .await?
+                    .unwrap_or(stored);
                 let (commands, receiver) = mpsc::unbounded_channel();
                 let actor = Actor::new(
                     stored,
@@ -79,6 +91,7 @@ impl Subscriptions {
         let _ = commands.send(Command::Join {
             instance,
             types,
+            skip_markers,
             owed_after,
             deliveries,
             joined,

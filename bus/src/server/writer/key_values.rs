@@ -9,7 +9,7 @@
 //! unknown the cache is emptied.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     num::NonZeroUsize,
     sync::{Mutex, MutexGuard},
 };
@@ -51,8 +51,9 @@ impl KeyValues {
             known: HashMap::new(),
             missing: Vec::new(),
         };
+        let mut seen = HashSet::new();
         for key in keys {
-            if peeked.known.contains_key(key) || peeked.missing.iter().any(|k| k == key) {
+            if !seen.insert(key) {
                 continue;
             }
             match cache.get(key) {

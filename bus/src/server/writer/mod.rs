@@ -61,6 +61,8 @@ const MAX_INTAKE_BYTES: usize = 64 * 1024 * 1024;
 /// How long connecting to the database may take before a group is
 /// answered `unknown`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Between tries to read the head again after a failure.
+const RELOAD_PAUSE: Duration = Duration::from_millis(100);
 
 /// A `new` message on its way to the log.
 pub struct AppendRequest {
@@ -196,10 +198,27 @@ impl Writer {
         let mut deferred: VecDeque<AppendRequest> = VecDeque::new();
         loop {
             let mut group: Vec<AppendRequest> = deferred.drain(..).collect();
-            if group.is_empty() {
-                match self.receiver.recv().await {
-                    Some(request) => group.push(request),
-                    None => break,
+            while group.is_empty() {
+                // After a failure, the head is read again without waiting
+                // for the next message: what an uncertain commit stored
+                // reaches delivery and queries as soon as the database is back.
+                if self.needs_reload {
+                    tokio::select! {
+                        request = self.receiver.recv() => match request {
+                            Some(request) => group.push(request),
+                            None => return self.stopped().await,
+                        },
+                        () = tokio::time::sleep(RELOAD_PAUSE) => {
+                            if let Err(error) = self.reload().await {
+                                tracing::warn!(%error, "the database is still unavailable");
+                            }
+                        }
+                    }
+                } else {
+                    match self.receiver.recv().await {
+                        Some(request) => group.push(request),
+                        None => return self.stopped().await,
+                    }
                 }
             }
             let mut events: usize = group.iter().map(|r| r.events.len()).sum();
@@ -216,6 +235,9 @@ impl Writer {
             }
             self.commit_group(group, &mut deferred).await;
         }
+    }
+
+    async fn stopped(mut self) {
         if let Some(connection) = self.connection.take() {
             let _ = connection.close().await;
         }
@@ -402,6 +424,8 @@ impl Writer {
         metrics::counter!("bus_append_failures_total").increment(1);
         self.needs_reload = true;
         self.connection = None;
+        // Values cached may be behind what the uncertain commit stored.
+        self.key_values.clear();
         self.answer_unknown(requests);
     }
 
@@ -413,9 +437,17 @@ impl Writer {
     }
 
     /// Reads the head again, from a database whose writes may have
-    /// succeeded although we saw an error, and forgets the cached values.
+    /// succeeded although we saw an error. Any failure drops the
+    /// connection, so the next try opens a new one.
     async fn reload(&mut self) -> Result<(), sqlx::Error> {
-        let previous_head = self.head.load(Ordering::Acquire);
+        let reloaded = self.try_reload().await;
+        if reloaded.is_err() {
+            self.connection = None;
+        }
+        reloaded
+    }
+
+    async fn try_reload(&mut self) -> Result<(), sqlx::Error> {
         let LogHead {
             head,
             last_timestamp,
@@ -423,20 +455,17 @@ impl Writer {
         // A commit whose answer was lost may have happened after all: its
         // events must still reach delivery, or observers and idle
         // subscriptions would never see them.
-        if head > previous_head {
-            self.deliver_stored(previous_head, head).await?;
-        }
-        self.key_values.clear();
-        self.head.store(head, Ordering::Release);
+        self.deliver_stored(head).await?;
         self.last_timestamp = last_timestamp;
         self.needs_reload = false;
         Ok(())
     }
 
-    /// Sends the events in `(after, through]`, read back from the log, to
-    /// delivery as committed batches.
-    async fn deliver_stored(&mut self, after: i64, through: i64) -> Result<(), sqlx::Error> {
-        let mut from = after;
+    /// Sends the events after the writer's head up to `through`, read back
+    /// from the log, to delivery as committed batches, moving the head with
+    /// each (so that a failure part-way resumes where it stopped).
+    async fn deliver_stored(&mut self, through: i64) -> Result<(), sqlx::Error> {
+        let mut from = self.head.load(Ordering::Acquire);
         while from < through {
             let page = store::events::Page {
                 after: from,
@@ -458,6 +487,7 @@ impl Writer {
                 let _ = self.committed.send(Arc::new(batch));
             }
             from = read.covered_through;
+            self.head.store(from, Ordering::Release);
         }
         Ok(())
     }

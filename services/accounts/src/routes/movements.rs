@@ -127,6 +127,9 @@ async fn book(
                     .await?
                     .filter(|account| acting.may_access(&account.username))
                     .ok_or_else(|| no_account(account_id))?;
+                if !acting.may_act_for(&account.username) {
+                    return Err(ActingUser::staff_may_not_act());
+                }
                 let expect = Expect::after(Some(account.version));
                 let emit = match wanted.direction {
                     Direction::In => {
@@ -168,8 +171,14 @@ async fn book(
             event.event_type == ConfirmedCredit::TYPE || event.event_type == ConfirmedDebit::TYPE
         })
         .ok_or_else(ApiError::internal)?;
+    // Stored and applied: from here on, a failure must not read as if
+    // nothing happened.
     let entry = store::entry(ctx.db(), account_id, consistency_value(booked))
-        .await?
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not read a booked entry back");
+            ApiError::outcome_pending()
+        })?
         .ok_or_else(ApiError::internal)?;
     let body = json!({
         "account_id": account_id,

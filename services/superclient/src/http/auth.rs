@@ -67,6 +67,17 @@ impl ActingUser {
         self.staff || self.username == owner
     }
 
+    /// Whether this user may move money or open accounts for `owner`:
+    /// only the owner. Staff look, but act only through their own tools.
+    pub fn may_act_for(&self, owner: &str) -> bool {
+        !self.staff && self.username == owner
+    }
+
+    /// The refusal for staff acting on a customer's behalf.
+    pub fn staff_may_not_act() -> ApiError {
+        ApiError::forbidden("bank staff may look at customers' accounts but not act for them")
+    }
+
     /// What the user's idempotency keys are scoped to.
     pub fn scope(&self) -> String {
         format!("user:{}", self.username)

@@ -60,6 +60,17 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// Something failed after the request's events were stored: it has
+    /// taken effect, and a retry with the same idempotency key answers it.
+    pub fn outcome_pending() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_pending",
+            "the request may have taken effect; send it again with the same \
+             Idempotency-Key to learn its outcome",
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,17 +123,13 @@ impl From<DecideError> for ApiError {
             }
             DecideError::Uncertain | DecideError::NotYetVisible(_) => {
                 tracing::warn!(%error, "a decision's outcome is not known yet");
-                unavailable(
-                    "outcome_pending",
-                    "the request may have taken effect; send it again with the same \
-                     Idempotency-Key to learn its outcome",
-                )
+                Self::outcome_pending()
             }
             DecideError::Bus(_) => {
                 tracing::warn!(%error, "the bus did not answer");
                 unavailable("unavailable", "the event bus is unavailable; try again")
             }
-            DecideError::Conflict => Self::conflict(
+            DecideError::Conflict => Self::refused(
                 "idempotency_conflict",
                 "an earlier try of this request was decided differently; use a new \
                  Idempotency-Key",

@@ -43,12 +43,16 @@ pub async fn create(
     let asked = check(form)?;
     let from = asked.from_account_id;
     // The source must be the acting user's: anyone else's is answered like
-    // an account that does not exist. An account created a moment ago may
-    // not be applied here yet: the bus is asked first.
-    if let Err(error) = ctx.refresh(&[account_key(from)]).await {
-        tracing::warn!(account_id = from, %error, "could not bring an account's owner up to date");
-    }
-    let owner = store::owner(ctx.db(), from).await?;
+    // an account that does not exist. Owners never change, so one known
+    // here is current; an account created a moment ago may not be applied
+    // here yet, and only then is the bus asked.
+    let owner = match store::owner(ctx.db(), from).await? {
+        Some(owner) => Some(owner),
+        None => {
+            ctx.refresh(&[account_key(from)]).await?;
+            store::owner(ctx.db(), from).await?
+        }
+    };
     if owner.as_deref() != Some(acting.username.as_str()) {
         return Err(ApiError::not_found(format!("no account {from}")));
     }

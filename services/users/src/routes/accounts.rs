@@ -71,6 +71,9 @@ pub async fn request(
     if !acting.may_access(&username) || store::user(ctx.db(), &username).await?.is_none() {
         return Err(no_user(&username));
     }
+    if !acting.may_act_for(&username) {
+        return Err(ActingUser::staff_may_not_act());
+    }
     let fingerprint = json!({"route": "request-account", "username": username});
     let mut request =
         match Idempotency::begin(ctx.db(), Users::NAME, &acting.scope(), &key, &fingerprint).await?

@@ -36,20 +36,10 @@ pub async fn log_in(
 ) -> Result<Response, ApiError> {
     let Json(credentials) = body?;
     let users = ctx.service();
-    if let Err(TryLater(wait)) = users.throttle.check(&credentials.username, address) {
-        tracing::warn!(username = %credentials.username, %address, "log-in attempts throttled");
-        let seconds = wait.as_secs().max(1);
-        let error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many log-in attempts; try again in {seconds} seconds"),
-        );
-        let mut response = error.into_response();
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Ok(response);
-    }
+    let attempt = match users.throttle.begin(&credentials.username, address) {
+        Ok(attempt) => attempt,
+        Err(wait) => return Ok(throttled(&credentials.username, address, wait)),
+    };
     let busy = |error: crate::password::PasswordError| ApiError::unavailable(error.to_string());
     let (user, role) = match users
         .staff
@@ -64,7 +54,7 @@ pub async fn log_in(
                 .await
                 .map_err(busy)?
             {
-                users.throttle.failed(&credentials.username, address);
+                attempt.failed();
                 return Err(wrong());
             }
             let view = users.staff_view(&credentials.username).ok_or_else(wrong)?;
@@ -79,7 +69,7 @@ pub async fn log_in(
                 .await
                 .map_err(busy)?
             {
-                users.throttle.failed(&credentials.username, address);
+                attempt.failed();
                 return Err(wrong());
             }
             let user = user.ok_or_else(wrong)?;
@@ -91,9 +81,27 @@ pub async fn log_in(
             (view, Role::Customer)
         }
     };
+    if let Err(wait) = attempt.succeeded() {
+        return Ok(throttled(&user.username, address, wait));
+    }
     tracing::info!(username = %user.username, ?role, "logged in");
     let issued = issue(&ctx, &user.username, role, Utc::now())?;
     Ok(answer(issued, user).into_response())
+}
+
+fn throttled(username: &str, address: std::net::IpAddr, TryLater(wait): TryLater) -> Response {
+    tracing::warn!(%username, %address, "log-in attempts throttled");
+    let seconds = wait.as_secs().max(1);
+    let error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("too many log-in attempts; try again in {seconds} seconds"),
+    );
+    let mut response = error.into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// A fresh token for the same log-in, while it is young enough.

@@ -51,6 +51,19 @@ impl Actor {
                 blocked.push(key);
                 continue;
             };
+            let wants_marker = self.instances[&target].skip_markers;
+            if state
+                .queue
+                .front()
+                .is_some_and(|h| h.source == Source::Skipped)
+                && !wants_marker
+            {
+                // This instance takes no skip markers: the skip is settled
+                // unseen, as if acknowledged, and the key goes on.
+                self.settle_skipped(&key);
+                continue;
+            }
+            let state = self.keys.get_mut(&key).expect("looked up above");
             let held = state.queue.front_mut().expect("checked above");
             held.deliveries += 1;
             let delivery = Delivery {
@@ -122,13 +135,42 @@ impl Actor {
         if !replay {
             self.outstanding.remove(&position);
         }
+        self.after_front_removed(key);
+        replay
+    }
+
+    /// The key's front event left: forget an idle key, or offer its next
+    /// event, and read its next page of released events when one is due.
+    fn after_front_removed(&mut self, key: String) {
+        let Some(state) = self.keys.get_mut(&key) else {
+            return;
+        };
         if state.is_idle() {
             self.keys.remove(&key);
-        } else if state.is_ready() && !state.in_ready {
-            state.in_ready = true;
-            self.ready.push_back(key);
+            return;
         }
-        replay
+        if state.is_ready() && !state.in_ready {
+            state.in_ready = true;
+            self.ready.push_back(key.clone());
+        }
+        self.next_release_page(&key);
+    }
+
+    /// Settles the key's front event, a skipped one, without delivering it.
+    fn settle_skipped(&mut self, key: &str) {
+        let Some(held) = self
+            .keys
+            .get_mut(key)
+            .and_then(|state| state.queue.pop_front())
+        else {
+            return;
+        };
+        self.held -= 1;
+        self.held_bytes -= weight(&held.event);
+        let position = held.event.position;
+        self.progress.replays_done.push(position);
+        self.progress.acked.push(position);
+        self.after_front_removed(key.to_owned());
     }
 
     /// A nack or a timeout: back off, or park after `max_deliveries`.
@@ -136,12 +178,12 @@ impl Actor {
         let Some(key) = self.in_flight.get(&position).cloned() else {
             return;
         };
-        let deliveries = self
-            .keys
-            .get(&key)
-            .and_then(|state| state.queue.front())
-            .map_or(0, |held| held.deliveries);
-        if deliveries >= self.config.max_deliveries {
+        let front = self.keys.get(&key).and_then(|state| state.queue.front());
+        let deliveries = front.map_or(0, |held| held.deliveries);
+        // A skip marker is never parked: it carries nothing to fail at,
+        // and parking it would block the key staff just released.
+        let skipped = front.is_some_and(|held| held.source == Source::Skipped);
+        if deliveries >= self.config.max_deliveries && !skipped {
             tracing::warn!(client_type = %self.client_type, position, deliveries, %reason, "parking an event");
             metrics::counter!("bus_parked_total").increment(1);
             let replay = self.finish(position);

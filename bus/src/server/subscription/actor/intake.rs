@@ -4,7 +4,9 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::{Actor, MAX_HELD_BYTES, PAGE_SIZE, PageRead, Release, ReleaseRead, weight};
+use super::{
+    Actor, MAX_HELD_BYTES, PAGE_SIZE, PageRead, RELEASE_PAGE, Release, ReleaseRead, weight,
+};
 use crate::server::subscription::keys::{Held, Source};
 use crate::{
     protocol::{EventRecord, EventTypes},
@@ -16,20 +18,35 @@ impl Actor {
     /// Releases `positions` of `key` (a replayed parked event and the
     /// events held behind it): they are read apart from the cursor's pages,
     /// and the key delivers nothing until they are held, in order.
-    pub(super) fn release(&mut self, release: Release) {
-        self.keys.entry(release.key.clone()).or_default().awaiting += 1;
-        self.read_released(release);
+    pub(super) fn release(&mut self, mut release: Release) {
+        release.positions.sort_unstable();
+        let state = self.keys.entry(release.key.clone()).or_default();
+        state.pending_release.extend(release.positions);
+        if release.skipped.is_some() {
+            state.skipped = release.skipped;
+        }
+        self.next_release_page(&release.key);
     }
 
-    fn read_released(&self, release: Release) {
+    /// Reads the key's next page of released events, when one is due.
+    pub(super) fn next_release_page(&mut self, key: &str) {
+        let Some(state) = self.keys.get_mut(key) else {
+            return;
+        };
+        if !state.needs_release_page() {
+            return;
+        }
+        let take = state.pending_release.len().min(RELEASE_PAGE);
+        let positions: Vec<i64> = state.pending_release.drain(..take).collect();
+        state.awaiting += 1;
         let pool = self.pool.clone();
         let sender = self.releases.0.clone();
+        let key = key.to_owned();
         tokio::spawn(async move {
-            let read = store::events::read_positions(&pool, &release.positions).await;
+            let read = store::events::read_positions(&pool, &positions).await;
             let _ = sender.send(ReleaseRead {
-                key: release.key,
-                positions: release.positions,
-                skipped: release.skipped,
+                key,
+                positions,
                 read,
             });
         });
@@ -40,16 +57,19 @@ impl Actor {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(client_type = %self.client_type, %error, "could not read released events; will retry");
-                self.failed_releases.push(Release {
-                    key: release.key,
-                    positions: release.positions,
-                    skipped: release.skipped,
-                });
+                if let Some(state) = self.keys.get_mut(&release.key) {
+                    state.awaiting = state.awaiting.saturating_sub(1);
+                    for position in release.positions.into_iter().rev() {
+                        state.pending_release.push_front(position);
+                    }
+                }
+                self.failed_releases.push(release.key);
                 return;
             }
         };
+        let skipped = self.keys.get(&release.key).and_then(|state| state.skipped);
         for event in events {
-            let source = if Some(event.position) == release.skipped {
+            let source = if Some(event.position) == skipped {
                 Source::Skipped
             } else {
                 Source::Released
@@ -70,8 +90,8 @@ impl Actor {
 
     /// Reads again the released events whose read failed.
     pub(super) fn retry_releases(&mut self) {
-        for release in std::mem::take(&mut self.failed_releases) {
-            self.read_released(release);
+        for key in std::mem::take(&mut self.failed_releases) {
+            self.next_release_page(&key);
         }
     }
 

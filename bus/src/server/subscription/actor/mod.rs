@@ -55,6 +55,7 @@ pub enum Command {
     Join {
         instance: InstanceId,
         types: EventTypes,
+        skip_markers: bool,
         /// The subscription's types as stored after this registration.
         owed_after: HashMap<String, i64>,
         deliveries: mpsc::UnboundedSender<Delivery>,
@@ -90,6 +91,8 @@ struct Instance {
     types: EventTypes,
     deliveries: mpsc::UnboundedSender<Delivery>,
     in_flight: usize,
+    /// Wants events staff skipped, marked (else they are settled unseen).
+    skip_markers: bool,
 }
 
 /// The result of a page read from the log.
@@ -100,14 +103,15 @@ struct PageRead {
     read: Result<store::events::PageRead, store::StoreError>,
 }
 
-/// Released events of one key, read back from the log.
+/// A page of one key's released events, read back from the log.
 struct ReleaseRead {
     key: String,
     positions: Vec<i64>,
-    /// The one of them staff skipped, if any.
-    skipped: Option<i64>,
     read: Result<Vec<EventRecord>, store::StoreError>,
 }
+
+/// Released events are read (and held) this many at a time.
+const RELEASE_PAGE: usize = 1000;
 
 const PAGE_SIZE: usize = 1000;
 
@@ -154,8 +158,8 @@ pub struct Actor {
         mpsc::UnboundedSender<ReleaseRead>,
         mpsc::UnboundedReceiver<ReleaseRead>,
     ),
-    /// Release reads that failed, tried again at the next tick.
-    failed_releases: Vec<Release>,
+    /// Keys whose release read failed, tried again at the next tick.
+    failed_releases: Vec<String>,
 
     keys: HashMap<String, KeyState>,
     /// Keys with a parked event, and its position: their later events are
@@ -296,6 +300,7 @@ impl Actor {
             Command::Join {
                 instance,
                 types,
+                skip_markers,
                 owed_after,
                 deliveries,
                 joined,
@@ -308,6 +313,7 @@ impl Actor {
                         types,
                         deliveries,
                         in_flight: 0,
+                        skip_markers,
                     },
                 );
                 // Keys may move to the newcomer: now if nothing of theirs is

@@ -24,6 +24,11 @@ impl Actor {
             }
             self.progress.blocked.push((position, parked));
         }
+        // Released events not read yet are blocked again too.
+        for position in state.pending_release {
+            self.progress.replays_done.push(position);
+            self.progress.blocked.push((position, parked));
+        }
     }
 
     /// Applies a staff decision on the parked event at `position`: the
@@ -38,9 +43,20 @@ impl Actor {
         // all of it must be saved first.
         self.flush().await?;
         let decision = record.decision;
-        let Some(released) =
-            store::parking::decide(&self.pool, &self.client_type, position, &record).await?
-        else {
+        let decided = match store::parking::decide(&self.pool, &self.client_type, position, &record)
+            .await
+        {
+            Ok(decided) => decided,
+            // The commit may have happened: if it did, act on it now.
+            Err(error) => {
+                match store::parking::after_decision(&self.pool, &self.client_type, position).await
+                {
+                    Ok(Some(released)) => Some(released),
+                    _ => return Err(error),
+                }
+            }
+        };
+        let Some(released) = decided else {
             return Ok(None);
         };
         tracing::info!(client_type = %self.client_type, position, decision = decision.as_str(),

@@ -85,10 +85,6 @@ impl Actor {
 
 /// Progress that failed to save, with what came after it.
 fn merge(mut earlier: Progress, later: Progress) -> Progress {
-    earlier.acked.extend(later.acked);
-    earlier.failed.extend(later.failed);
-    earlier.parked.extend(later.parked);
-    earlier.replays_done.extend(later.replays_done);
-    earlier.acked_through = later.acked_through.max(earlier.acked_through);
+    earlier.absorb(later);
     earlier
 }
