@@ -31,7 +31,6 @@ use sqlx::{Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    decide::DecideError,
     http::ApiError,
     origin::{CorrelationId, Origin},
 };
@@ -115,6 +114,15 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             })?;
         Ok(Self(key.to_owned()))
     }
+}
+
+/// Why the record of a request could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("another try of this request took it over")]
+    LeaseLost,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// What became of `begin`.
@@ -287,7 +295,7 @@ impl Idempotency {
     }
 
     /// Saves (and commits) the events about to be published.
-    pub(crate) async fn save(&mut self, events: &[Publish]) -> Result<(), DecideError> {
+    pub(crate) async fn save(&mut self, events: &[Publish]) -> Result<(), RecordError> {
         let saved: Vec<SavedEvent> = events.iter().map(SavedEvent::from).collect();
         let json = serde_json::to_value(&saved).expect("events serialise");
         self.update("events = $4", Some(json)).await?;
@@ -297,13 +305,13 @@ impl Idempotency {
 
     /// The saved events were certainly never stored (the bus said
     /// `inconsistent`): a new decision may take their place.
-    pub(crate) async fn forget(&mut self) -> Result<(), DecideError> {
+    pub(crate) async fn forget(&mut self) -> Result<(), RecordError> {
         self.update("events = NULL", None).await?;
         self.saved = None;
         Ok(())
     }
 
-    async fn update(&self, set: &str, value: Option<Value>) -> Result<(), DecideError> {
+    async fn update(&self, set: &str, value: Option<Value>) -> Result<(), RecordError> {
         let updated = sqlx::query(&format!(
             "UPDATE {} SET {set} WHERE scope = $1 AND key = $2 AND attempt = $3",
             table(self.service)
@@ -313,11 +321,10 @@ impl Idempotency {
         .bind(self.attempt)
         .bind(value)
         .execute(&self.db)
-        .await
-        .map_err(DecideError::Database)?
+        .await?
         .rows_affected();
         if updated == 0 {
-            return Err(DecideError::LeaseLost);
+            return Err(RecordError::LeaseLost);
         }
         Ok(())
     }

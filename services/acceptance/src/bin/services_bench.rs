@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Observe,
     ))
     .await?;
-    let commits_before = commits(&pool).await?;
+    let counts_before = commits(&pool).await?;
     let sent: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let started = Instant::now();
     let publishing = publish_burst(&bank, &cli, &accounts, sent.clone());
@@ -97,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
 
     let applied = applied_by_transactions(&pool, cli.transfers).await?;
     let applied_after = started.elapsed();
-    let commits = commits(&pool).await? - commits_before;
+    let (commits, wal_syncs) = {
+        let after = commits(&pool).await?;
+        (after.0 - counts_before.0, after.1 - counts_before.1)
+    };
 
     let rate = |count: usize, elapsed: Duration| count as f64 / elapsed.as_secs_f64();
     println!(
@@ -127,9 +130,15 @@ async fn main() -> anyhow::Result<()> {
     );
     // Each transfer is 4 events (pending, decision, debit, credit) stored by
     // the bus and applied by up to three services.
+    // Commits count read-only statements too (each outside a transaction
+    // is one); WAL syncs are the fsyncs that writing commits cost.
     println!(
         "  database commits        {commits} in all, {:.2} per transfer",
         commits as f64 / cli.transfers as f64
+    );
+    println!(
+        "  WAL syncs (fsyncs)      {wal_syncs} in all, {:.2} per transfer",
+        wal_syncs as f64 / cli.transfers as f64
     );
 
     let (events, rebuilt) = rebuild_transactions(&mut bank, &pool).await?;
@@ -214,9 +223,12 @@ async fn publish_burst(
     Ok(started.elapsed())
 }
 
-async fn commits(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+/// Commits in this database, and WAL syncs of the whole server (nothing
+/// else runs on it during the benchmark).
+async fn commits(pool: &sqlx::PgPool) -> anyhow::Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+                (SELECT wal_sync FROM pg_stat_wal)",
     )
     .fetch_one(pool)
     .await?)

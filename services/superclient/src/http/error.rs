@@ -8,7 +8,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{decide::DecideError, service::HandlerError};
+use crate::service::HandlerError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -97,60 +97,6 @@ impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         tracing::error!(%error, "database error");
         Self::internal()
-    }
-}
-
-impl From<DecideError> for ApiError {
-    fn from(error: DecideError) -> Self {
-        let unavailable = |code, message: &str| {
-            Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message.to_owned())
-        };
-        match error {
-            DecideError::Contention => unavailable(
-                "contention",
-                "other changes to the same data kept coming first; try again",
-            ),
-            DecideError::Unavailable { ref key, .. } => {
-                tracing::warn!(%error, "a decision waits for a key that cannot be brought up to date");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    format!(
-                        "{} is temporarily unavailable; nothing was done. Bank staff have been alerted",
-                        describe_key(key)
-                    ),
-                )
-            }
-            DecideError::Uncertain | DecideError::NotYetVisible(_) => {
-                tracing::warn!(%error, "a decision's outcome is not known yet");
-                Self::outcome_pending()
-            }
-            DecideError::Bus(_) => {
-                tracing::warn!(%error, "the bus did not answer");
-                unavailable("unavailable", "the event bus is unavailable; try again")
-            }
-            DecideError::Conflict => Self::refused(
-                "idempotency_conflict",
-                "an earlier try of this request was decided differently; use a new \
-                 Idempotency-Key",
-            ),
-            DecideError::LeaseLost => Self::conflict(
-                "request_in_progress",
-                "a request with this Idempotency-Key is still being handled; try again in a moment",
-            ),
-            DecideError::Refused { .. } | DecideError::Database(_) | DecideError::Handler(_) => {
-                tracing::error!(%error, "a decision failed");
-                Self::internal()
-            }
-        }
-    }
-}
-
-/// A consistency key as a customer would name it: `acc-7` is account 7.
-fn describe_key(key: &str) -> String {
-    match key.strip_prefix("acc-") {
-        Some(id) => format!("account {id}"),
-        None => key.to_owned(),
     }
 }
 

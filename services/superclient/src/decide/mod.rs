@@ -16,75 +16,27 @@
 //!
 //! Reactions to command events are in [`crate::reactions`].
 
-use bus::{
-    client::{ClientError, Publish},
-    protocol::{ErrorCode, EventRecord},
-};
+mod error;
+
+use bus::{client::Publish, protocol::EventRecord};
 use futures_util::future::BoxFuture;
 use sqlx::PgPool;
+
+pub use error::DecideError;
 
 use crate::{
     apply::{ApplyError, Batch},
     context::Ctx,
     idempotency::Idempotency,
     origin::CorrelationId,
-    publish::{Outcome, PublishError, publish},
-    service::{Emit, HandlerError, Service},
+    publish::{Outcome, publish},
+    service::{Emit, Service},
     transient,
 };
+use error::not_current;
 
 /// How often a decision is run before the caller is told to try again.
 pub(crate) const MAX_ATTEMPTS: u32 = 30;
-
-#[derive(Debug, thiserror::Error)]
-pub enum DecideError {
-    #[error("other changes to the same data kept coming first; try again")]
-    Contention,
-    #[error("{key} cannot be brought up to date: {reason}")]
-    Unavailable { key: String, reason: String },
-    #[error("the bus gave no definite answer; the outcome is not known yet")]
-    Uncertain,
-    #[error("the bus: {0}")]
-    Bus(ClientError),
-    #[error("the bus refused the events ({code:?}): {message}")]
-    Refused {
-        code: Option<ErrorCode>,
-        message: String,
-    },
-    #[error("an earlier try of this request published different events under its ids")]
-    Conflict,
-    #[error("the events are stored but could not be applied here yet: {0}")]
-    NotYetVisible(ApplyError),
-    #[error("another try of this request took it over")]
-    LeaseLost,
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Handler(#[from] HandlerError),
-}
-
-impl From<PublishError> for DecideError {
-    fn from(error: PublishError) -> Self {
-        match error {
-            error if error.is_uncertain() => Self::Uncertain,
-            PublishError::Bus(error) => Self::Bus(error),
-            PublishError::Refused { code, message } => Self::Refused { code, message },
-        }
-    }
-}
-
-/// A key that could not be made current: its event is parked, or the bus
-/// or the database failed.
-fn not_current(error: ApplyError) -> DecideError {
-    match error {
-        ApplyError::Database(error) => DecideError::Database(error),
-        ApplyError::Bus(error) => DecideError::Bus(error),
-        error => DecideError::Unavailable {
-            key: error.failed_key().unwrap_or_default().to_owned(),
-            reason: error.to_string(),
-        },
-    }
-}
 
 impl<S: Service> Ctx<S> {
     /// Brings the tables up to date with the bus for `keys`, now: for a
@@ -119,7 +71,7 @@ impl<S: Service> Ctx<S> {
         if let Some(saved) = request.saved().map(<[Publish]>::to_vec) {
             match self.publish_decided(&saved).await? {
                 Some(stored) => return Ok(stored),
-                None => request.forget().await?,
+                None => request.forget().await.map_err(DecideError::from)?,
             }
         }
         let origin = request.origin(correlation);
@@ -130,7 +82,7 @@ impl<S: Service> Ctx<S> {
                 return Ok(Vec::new());
             }
             let events = origin.events(&emits);
-            request.save(&events).await?;
+            request.save(&events).await.map_err(DecideError::from)?;
             if let Some(stored) = self.publish_decided(&events).await? {
                 return Ok(stored);
             }
