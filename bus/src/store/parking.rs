@@ -16,7 +16,7 @@ use super::StoreError;
 const LISTED_BLOCKED: i64 = 1000;
 
 /// A parked event, for staff.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct ParkedEvent {
     pub client_type: String,
     pub position: i64,
@@ -45,25 +45,15 @@ pub async fn list_parked(
     after: Option<&ParkedCursor>,
     limit: i64,
 ) -> Result<Vec<ParkedEvent>, StoreError> {
-    type Row = (
-        String,
-        i64,
-        String,
-        String,
-        i32,
-        String,
-        DateTime<Utc>,
-        i64,
-        Vec<i64>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    let parked = sqlx::query_as(
         "SELECT p.client_type, p.position, e.event_type, e.consistency_key, p.deliveries, p.reason,
                 p.parked_at,
                 (SELECT count(*) FROM bus.blocked b
-                  WHERE b.client_type = p.client_type AND b.parked_position = p.position),
+                  WHERE b.client_type = p.client_type AND b.parked_position = p.position)
+                  AS blocked_count,
                 ARRAY(SELECT b.position FROM bus.blocked b
                        WHERE b.client_type = p.client_type AND b.parked_position = p.position
-                       ORDER BY b.position LIMIT $5)
+                       ORDER BY b.position LIMIT $5) AS blocked_positions
            FROM bus.parked p JOIN bus.events e USING (position)
           WHERE ($1::text IS NULL OR p.client_type = $1)
             AND ($2::text IS NULL OR (p.client_type, p.position) > ($2, $3))
@@ -77,32 +67,7 @@ pub async fn list_parked(
     .bind(LISTED_BLOCKED)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                client_type,
-                position,
-                event_type,
-                consistency_key,
-                deliveries,
-                reason,
-                parked_at,
-                blocked_count,
-                blocked_positions,
-            )| ParkedEvent {
-                client_type,
-                position,
-                event_type,
-                consistency_key,
-                deliveries,
-                reason,
-                parked_at,
-                blocked_count,
-                blocked_positions,
-            },
-        )
-        .collect())
+    Ok(parked)
 }
 
 /// What staff decided about a parked event.
