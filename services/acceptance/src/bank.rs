@@ -188,6 +188,56 @@ impl Bank {
         .await
     }
 
+    /// Customers `user0`, `user1`, … each with a first account holding
+    /// `amount`; their names and account ids.
+    pub async fn funded_customers(&self, count: usize, amount: &str) -> Vec<(String, i64)> {
+        let mut customers = Vec::with_capacity(count);
+        for user in 0..count {
+            let name = format!("user{user}");
+            let account = self.sign_up(&name).await;
+            self.deposit(&name, account, amount).await;
+            customers.push((name, account));
+        }
+        customers
+    }
+
+    /// How many lines the account's whole statement has (read page by page).
+    pub async fn statement_lines(&self, username: &str, account_id: i64) -> usize {
+        let api = self.call(&self.accounts[0]);
+        let mut lines = 0;
+        let mut path = format!("/accounts/{account_id}/statement?limit=200");
+        loop {
+            let (status, page) = api.get(Some(username), &path).await;
+            assert_eq!(status, 200, "{page}");
+            lines += page["entries"].as_array().map_or(0, Vec::len);
+            match page["next_before"].as_i64() {
+                Some(before) => {
+                    path = format!("/accounts/{account_id}/statement?limit=200&before={before}")
+                }
+                None => return lines,
+            }
+        }
+    }
+
+    /// The events the bus has parked for the accounts service, as its staff
+    /// endpoint lists them; `None` while the bus does not answer.
+    pub async fn parked_for_accounts(&self) -> Option<Vec<Value>> {
+        let body: Value = self
+            .http
+            .get(format!(
+                "{}/parked?client_type=accounts",
+                self.bus.http_base()
+            ))
+            .bearer_auth(self.trust.bundle.bus_token("staff"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        body["parked"].as_array().cloned()
+    }
+
     /// Every stored event of `types` (all: `["*"]`), read from the bus.
     pub async fn log(&self, types: &[&str]) -> Vec<EventRecord> {
         let (client, _) = BusClient::connect(self.bus_config(None))

@@ -34,21 +34,9 @@ async fn an_event_that_keeps_failing_is_parked_and_the_rest_flows_on() {
     let bad_position = receipt.events[0].position.expect("stored");
     client.close();
 
-    let parked: Value = eventually("the bad event parked for accounts", || async {
-        let body: Value = bank
-            .http
-            .get(format!(
-                "{}/parked?client_type=accounts",
-                bank.bus.http_base()
-            ))
-            .bearer_auth(bank.trust.bundle.bus_token("staff"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (body["parked"].as_array()?.len() == 1).then(|| body["parked"].clone())
+    let parked = eventually("the bad event parked for accounts", || async {
+        let parked = bank.parked_for_accounts().await?;
+        (parked.len() == 1).then_some(parked)
     })
     .await;
     assert_eq!(parked[0]["position"], bad_position);
@@ -58,7 +46,7 @@ async fn an_event_that_keeps_failing_is_parked_and_the_rest_flows_on() {
             .as_str()
             .unwrap_or_default()
             .contains("amount"),
-        "{parked}"
+        "{parked:?}"
     );
 
     // It holds only its own key: transfers go on.

@@ -22,13 +22,7 @@ const TRANSFERS: usize = 120;
 #[tokio::test]
 async fn kill_9_of_the_bus_under_transfers_moves_nothing_twice_and_holds_no_transaction_open() {
     let mut bank = Bank::start_with_accounts(2).await;
-    let mut accounts = Vec::new();
-    for user in 0..USERS {
-        let name = format!("user{user}");
-        let account = bank.sign_up(&name).await;
-        bank.deposit(&name, account, "100.00").await;
-        accounts.push((name, account));
-    }
+    let accounts = bank.funded_customers(USERS, "100.00").await;
     let transactions = bank.call(&bank.transactions);
     for (name, _) in &accounts {
         transactions.token(name).await;

@@ -38,20 +38,7 @@ async fn publish_credit(bank: &Bank, account: i64, data: Value) -> i64 {
 /// The events parked for the accounts service, once `ready` holds for them.
 async fn parked_when(bank: &Bank, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     eventually("the parked events", || async {
-        let body: Value = bank
-            .http
-            .get(format!(
-                "{}/parked?client_type=accounts",
-                bank.bus.http_base()
-            ))
-            .bearer_auth(bank.trust.bundle.bus_token("staff"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let parked = body["parked"].as_array()?.clone();
+        let parked = bank.parked_for_accounts().await?;
         ready(&parked).then_some(parked)
     })
     .await

@@ -104,7 +104,7 @@ async fn dropped_tables_are_rebuilt_while_transfers_flow_and_equal_the_log() {
     for (name, account) in &accounts {
         bank.balance_becomes(name, *account, from_log[account])
             .await;
-        let lines = statement_lines(&bank, name, *account).await;
+        let lines = bank.statement_lines(name, *account).await;
         let logged = money
             .iter()
             .filter(|event| event.consistency.key == format!("acc-{account}"))
@@ -163,24 +163,6 @@ async fn dropped_tables_are_rebuilt_while_transfers_flow_and_equal_the_log() {
     let next = bank.transfer("bob", accounts[1].1, dave, "1.00").await;
     assert!(next > asked);
     assert!(bank.decided("bob", next).await["status"].is_string());
-}
-
-/// How many lines the account's whole statement has (read page by page).
-async fn statement_lines(bank: &Bank, user: &str, account: i64) -> usize {
-    let api = bank.call(&bank.accounts[0]);
-    let mut lines = 0;
-    let mut path = format!("/accounts/{account}/statement?limit=200");
-    loop {
-        let (status, page) = api.get(Some(user), &path).await;
-        assert_eq!(status, 200, "{page}");
-        lines += page["entries"].as_array().map_or(0, Vec::len);
-        match page["next_before"].as_i64() {
-            Some(before) => {
-                path = format!("/accounts/{account}/statement?limit=200&before={before}")
-            }
-            None => return lines,
-        }
-    }
 }
 
 /// A user's transfers (every page): id and status.

@@ -12,13 +12,7 @@ const TRANSFERS: usize = 300;
 #[tokio::test]
 async fn a_killed_accounts_instance_loses_nothing_and_doubles_nothing() {
     let mut bank = Bank::start_with_accounts(2).await;
-    let mut accounts = Vec::new();
-    for user in 0..USERS {
-        let name = format!("user{user}");
-        let account = bank.sign_up(&name).await;
-        bank.deposit(&name, account, "100.00").await;
-        accounts.push((name, account));
-    }
+    let accounts = bank.funded_customers(USERS, "100.00").await;
 
     let mut requests = Vec::new();
     for i in 0..TRANSFERS {
@@ -104,7 +98,7 @@ async fn a_killed_accounts_instance_loses_nothing_and_doubles_nothing() {
         })
         .await;
         assert_eq!(balance, expected);
-        let lines = statement_lines(&bank, name, *account).await;
+        let lines = bank.statement_lines(name, *account).await;
         let logged = log_with_deposits(&bank)
             .await
             .iter()
@@ -119,24 +113,6 @@ async fn a_killed_accounts_instance_loses_nothing_and_doubles_nothing() {
 
 async fn log_with_deposits(bank: &Bank) -> Vec<bus::protocol::EventRecord> {
     bank.log(&["ConfirmedDebit", "ConfirmedCredit"]).await
-}
-
-/// How many lines the account's whole statement has (read page by page).
-async fn statement_lines(bank: &Bank, user: &str, account: i64) -> usize {
-    let api = bank.call(&bank.accounts[0]);
-    let mut lines = 0;
-    let mut path = format!("/accounts/{account}/statement?limit=200");
-    loop {
-        let (status, page) = api.get(Some(user), &path).await;
-        assert_eq!(status, 200, "{page}");
-        lines += page["entries"].as_array().map_or(0, Vec::len);
-        match page["next_before"].as_i64() {
-            Some(before) => {
-                path = format!("/accounts/{account}/statement?limit=200&before={before}")
-            }
-            None => return lines,
-        }
-    }
 }
 
 /// How many events the surviving instance was handed a second time or more.
