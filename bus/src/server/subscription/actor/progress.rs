@@ -2,6 +2,9 @@
 //! acks above it, failures and parked events.
 
 use super::Actor;
+
+/// How long a stopping subscription tries to save its progress.
+const STOP_SAVE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::store::{self, subscriptions::Progress};
 
 impl Actor {
@@ -74,10 +77,24 @@ impl Actor {
         self.finish_saving().await
     }
 
+    /// Saves what is left before the bus stops, trying for a few seconds:
+    /// with the database away, stopping must not wait for it. What is not
+    /// saved is delivered again after the restart (at-least-once).
     pub(super) async fn stop(&mut self) {
-        for _ in 0..50 {
-            if self.flush().await.is_ok() {
-                return;
+        let deadline = tokio::time::Instant::now() + STOP_SAVE_BUDGET;
+        loop {
+            match tokio::time::timeout_at(deadline, self.flush()).await {
+                Ok(Ok(())) => return,
+                Ok(Err(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                _ => {
+                    tracing::error!(
+                        client_type = %self.client_type,
+                        "stopping without saving delivery progress; the unsaved acknowledgements' events will be delivered again"
+                    );
+                    return;
+                }
             }
         }
     }
