@@ -18,7 +18,7 @@ use bus::credentials::{ClientEntry, Credentials};
 use crate::{
     callers::{self, CallerEntry, Callers},
     scopes,
-    secret::new_token,
+    secret::{new_token, read_token},
     user_token::{KeyPair, Verifier},
 };
 
@@ -121,6 +121,41 @@ impl Bundle {
         Verifier::from_pem(&self.user_keys.public_pem).expect("a generated key reads back")
     }
 
+    /// Reads back what [`Bundle::write`] wrote into `dir`: the embedded
+    /// system keeps one installation's tokens and keys across restarts, so
+    /// sessions and their user tokens outlive a restart.
+    pub fn read(dir: &Path) -> io::Result<Self> {
+        let layout = Layout {
+            dir: dir.to_owned(),
+        };
+        let bus_tokens = scopes::DEFAULT
+            .iter()
+            .map(|scope| {
+                Ok((
+                    scope.name.to_owned(),
+                    read_token(&layout.bus_token(scope.name))?,
+                ))
+            })
+            .collect::<io::Result<_>>()?;
+        let caller_tokens = callers::DEFAULT
+            .iter()
+            .map(|name| Ok(((*name).to_owned(), read_token(&layout.caller_token(name))?)))
+            .collect::<io::Result<_>>()?;
+        // PEM ends with one newline; the secret file adds one of its own.
+        let pem = |path: PathBuf| -> io::Result<String> {
+            Ok(format!("{}\n", std::fs::read_to_string(path)?.trim_end()))
+        };
+        let user_keys = KeyPair {
+            private_pem: pem(layout.user_token_private_key())?,
+            public_pem: pem(layout.user_token_public_key())?,
+        };
+        Ok(Self {
+            bus_tokens,
+            caller_tokens,
+            user_keys,
+        })
+    }
+
     /// Writes every file into `dir` (created if missing); secrets are
     /// readable by the owner only.
     pub fn write(&self, dir: &Path) -> io::Result<Layout> {
@@ -173,7 +208,7 @@ fn secret_file(path: &Path, contents: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{secret::read_token, user_token};
+    use crate::user_token;
 
     #[test]
     fn written_files_read_back_and_fit_together() {
@@ -203,6 +238,12 @@ mod tests {
                 .sub,
             "alice"
         );
+
+        let read = Bundle::read(&dir).unwrap();
+        assert_eq!(read.bus_tokens, bundle.bus_tokens);
+        assert_eq!(read.caller_tokens, bundle.caller_tokens);
+        assert_eq!(read.user_keys.public_pem, bundle.user_keys.public_pem);
+        assert_eq!(read.user_keys.private_pem, bundle.user_keys.private_pem);
 
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(layout.user_token_private_key())
