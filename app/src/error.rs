@@ -1,8 +1,8 @@
 //! The one error type of the web app's server functions.
 //!
 //! Server functions return `Result<T, AppError>`. The variants say what a
-//! person can act on; details that would leak internals (SQL, hosts) are
-//! logged on the server and never sent to the page.
+//! person can act on; details that would leak internals (SQL, hosts,
+//! services' codes) are logged on the server and never sent to the page.
 
 use leptos::server_fn::{
     codec::JsonEncoding,
@@ -12,12 +12,54 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum AppError {
+    /// No one is logged in (or the log-in has ended): the page sends the
+    /// person to the log-in page.
+    #[error("please log in")]
+    NotSignedIn,
+    /// Missing, or someone else's: the same answer for both.
+    #[error("not found")]
+    NotFound,
+    /// One form field is wrong; `field` is its name.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// The bank said no, for a reason the person can read.
+    #[error("{0}")]
+    Refused(String),
+    /// Not now: a service or the bus is busy or away; nothing was changed,
+    /// or the outcome will show once it is known.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed or did not answer.
     #[error("the database could not complete the request; please try again in a moment")]
     Database,
     /// The request never reached the function or its answer got lost.
     #[error("{0}")]
     ServerFn(ServerFnErrorErr),
+}
+
+impl AppError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The message for the form field `field`, if this error is about it.
+    pub fn for_field(&self, field: &str) -> Option<String> {
+        match self {
+            Self::Invalid { field: f, message } if f == field => Some(message.clone()),
+            _ => None,
+        }
+    }
+
+    /// The message for the form as a whole (anything not about one field).
+    pub fn for_form(&self) -> Option<String> {
+        match self {
+            Self::Invalid { .. } => None,
+            other => Some(other.to_string()),
+        }
+    }
 }
 
 impl FromServerFnError for AppError {
@@ -32,6 +74,44 @@ impl FromServerFnError for AppError {
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
         tracing::error!(%error, "database error in a server function");
+        Self::Database
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::server::services::ServiceError> for AppError {
+    /// What a person may read of a service's refusal. Codes the pages
+    /// handle themselves (wrong credentials, insufficient funds) are turned
+    /// into their own messages before this.
+    fn from(error: crate::server::services::ServiceError) -> Self {
+        use crate::server::services::ServiceError;
+        use reqwest::StatusCode;
+        match &error {
+            ServiceError::Api { status, .. } if *status == StatusCode::NOT_FOUND => Self::NotFound,
+            ServiceError::Api { status, .. } if *status == StatusCode::UNAUTHORIZED => {
+                Self::NotSignedIn
+            }
+            ServiceError::Api {
+                status, message, ..
+            } if status.is_client_error() => Self::Refused(message.clone()),
+            ServiceError::Api { code, .. } if code == "outcome_pending" => Self::Unavailable(
+                "the bank has not confirmed this yet; it will show once it is known".to_owned(),
+            ),
+            _ => {
+                tracing::warn!(%error, "a service call failed");
+                Self::Unavailable(
+                    "the bank cannot complete this right now; nothing was changed, please try again in a moment"
+                        .to_owned(),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(error: tower_sessions::session::Error) -> Self {
+        tracing::error!(%error, "the session store failed");
         Self::Database
     }
 }

@@ -5,16 +5,33 @@
 //! Server functions live beside the components that call them; their bodies
 //! only exist in the `ssr` build.
 //!
-//! - [`shell`]: the HTML document and the router.
-//! - [`home`]: the landing page.
-//! - [`status`]: the system status panel and its server functions.
-//! - [`error`]: the error type every server function returns.
-//! - `server` (ssr only): the web server: configuration, database, routes.
+//! - [`shell`]: the HTML document, the layout and the routes.
+//! - [`home`]: the landing page; [`status`]: its system status panel.
+//! - [`auth`]: signing up, logging in and out.
+//! - [`overview`]: the person's accounts; [`account`]: one account, with
+//!   [`movements`] (deposits, withdrawals) and its [`statement`].
+//! - [`transfer`]: paying someone, with a review step, and the transfer's
+//!   live status; [`transfers`]: the list.
+//! - [`live`]: the socket that makes pages update themselves.
+//! - [`forms`], [`pages`], [`money`], [`error`]: what the pages share.
+//! - `server` (ssr only): the web server: database, the embedded bank,
+//!   sessions, the services, the live hub, protections, routes.
 
+pub mod account;
+pub mod auth;
 pub mod error;
+pub mod forms;
 pub mod home;
+pub mod live;
+pub mod money;
+pub mod movements;
+pub mod overview;
+pub mod pages;
 pub mod shell;
+pub mod statement;
 pub mod status;
+pub mod transfer;
+pub mod transfers;
 
 #[cfg(feature = "ssr")]
 pub mod server;

@@ -1,15 +1,24 @@
-//! `ledgerline`: the web server, and the private PostgreSQL it can run.
+//! `ledgerline`: the web server, the bank it can run inside itself, and
+//! the private PostgreSQL it can run.
 //!
 //! With `DATABASE_URL` set, the server uses that database. Without it, it
 //! starts a private cluster under `target/postgres` and stops it on exit.
+//! Without `--users-url` (and its companions), it starts the bus and one
+//! instance of each service in this process, and seeds a new bank with
+//! demo data.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use app::server::{
     database,
+    demo::{self, DemoLogins},
+    embedded::{self, EmbeddedBank},
+    live::{self, LiveHub},
     private_postgres::{Lifetime, PrivatePostgres},
     routes,
+    services::{ServiceUrls, Services},
+    session,
     state::AppState,
 };
 use clap::{Parser, Subcommand};
@@ -25,8 +34,42 @@ struct Cli {
     /// PostgreSQL URL; without it, a private cluster under target/postgres.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     database_url: Option<String>,
+    #[command(flatten)]
+    bank: BankArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Where the bank is. Without `--users-url`, it runs inside this process.
+#[derive(clap::Args)]
+struct BankArgs {
+    /// The users service of a separately running bank (with the others below).
+    #[arg(long, env = "USERS_URL", global = true, requires_all = ["accounts_url", "transactions_url", "bus_url", "caller_token_file", "bus_token_file"])]
+    users_url: Option<String>,
+    #[arg(long, env = "ACCOUNTS_URL", global = true)]
+    accounts_url: Option<String>,
+    #[arg(long, env = "TRANSACTIONS_URL", global = true)]
+    transactions_url: Option<String>,
+    /// The bus's WebSocket address, observed for live updates.
+    #[arg(long, env = "BUS_URL", global = true)]
+    bus_url: Option<String>,
+    /// The web server's caller token (`ledgerline-trust generate` makes it).
+    #[arg(long, env = "CALLER_TOKEN_FILE", global = true)]
+    caller_token_file: Option<PathBuf>,
+    /// The web server's bus token, scoped to observing.
+    #[arg(long, env = "BUS_TOKEN_FILE", global = true)]
+    bus_token_file: Option<PathBuf>,
+    /// Where the embedded bank keeps its tokens, keys and demo log-ins.
+    #[arg(
+        long,
+        env = "LEDGERLINE_STATE_DIR",
+        global = true,
+        default_value = "target/ledgerline"
+    )]
+    state_dir: PathBuf,
+    /// Send the session cookie only over https (set this when serving over https).
+    #[arg(long, env = "LEDGERLINE_SECURE_COOKIES", global = true)]
+    secure_cookies: bool,
 }
 
 #[derive(Subcommand)]
@@ -63,7 +106,7 @@ fn main() -> anyhow::Result<()> {
         .init();
 
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.database_url),
+        Command::Serve => serve(cli.database_url, cli.bank),
         Command::Postgres { action, dir } => {
             let root = dir.unwrap_or_else(PrivatePostgres::default_root);
             match action {
@@ -82,7 +125,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn serve(database_url: Option<String>) -> anyhow::Result<()> {
+fn serve(database_url: Option<String>, bank: BankArgs) -> anyhow::Result<()> {
     // Started here, on the main thread and before the runtime: the kernel
     // ties the cluster's parent-death signal to the thread that spawned it,
     // and this one lives as long as the process.
@@ -103,37 +146,116 @@ fn serve(database_url: Option<String>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    let served = runtime.block_on(run_server(&url));
+    let served = runtime.block_on(run_server(&url, bank));
     // The server's connections are closed by now; only then stop the cluster.
     drop(runtime);
     drop(private);
     served
 }
 
-async fn run_server(database_url: &str) -> anyhow::Result<()> {
+async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
     let leptos_options = get_configuration(None)
         .context("invalid LEPTOS_* settings")?
         .leptos_options;
     let pool = database::connect(database_url).await?;
+
+    let (embedded, services, bus_url, bus_token, demo_logins) = match &args.users_url {
+        Some(users) => {
+            let read = |path: &Option<PathBuf>| -> anyhow::Result<String> {
+                let path = path
+                    .as_ref()
+                    .context("a separate bank needs every --*-url and token file")?;
+                trust::secret::read_token(path)
+                    .with_context(|| format!("could not read the token in {}", path.display()))
+            };
+            let urls = ServiceUrls {
+                users: users.clone(),
+                accounts: args.accounts_url.clone().unwrap_or_default(),
+                transactions: args.transactions_url.clone().unwrap_or_default(),
+            };
+            let services = Services::new(urls, read(&args.caller_token_file)?);
+            let bus_url = args.bus_url.clone().unwrap_or_default();
+            (None, services, bus_url, read(&args.bus_token_file)?, None)
+        }
+        None => {
+            let trust_dir = args.state_dir.join("trust");
+            let bundle = embedded::trust_bundle(&trust_dir)?;
+            let logins = DemoLogins::load_or_create(&args.state_dir)?;
+            let bank = EmbeddedBank::start(database_url, &bundle, &logins).await?;
+            let services = Services::new(bank.urls.clone(), bank.caller_token.clone());
+            let (bus_url, bus_token) = (bank.bus_url.clone(), bank.web_bus_token.clone());
+            if demo::bank_is_new(&bus_url, &bus_token).await? {
+                tracing::info!("a new bank: seeding the demo customers");
+                demo::seed(&services, &logins)
+                    .await
+                    .context("could not seed the demo data")?;
+            }
+            (Some(bank), services, bus_url, bus_token, Some(logins))
+        }
+    };
+
+    let hub = LiveHub::default();
+    let stop_observing = tokio_util::sync::CancellationToken::new();
+    let observer = tokio::spawn(live::observe(
+        bus_url,
+        bus_token,
+        hub.clone(),
+        stop_observing.clone(),
+    ));
     let state = AppState {
         leptos_options: leptos_options.clone(),
         pool: pool.clone(),
+        services,
+        live: hub,
     };
+    let sessions = session::layer(pool.clone(), args.secure_cookies).await?;
 
     let listener = tokio::net::TcpListener::bind(leptos_options.site_addr)
         .await
         .with_context(|| format!("could not listen on {}", leptos_options.site_addr))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "serving");
-    println!("Ledgerline is up at http://{address}");
+    announce(address, demo_logins.as_ref());
 
-    axum::serve(listener, routes::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server failed")?;
+    let served = axum::serve(
+        listener,
+        routes::router(state, sessions).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the server failed");
+    stop_observing.cancel();
+    match observer.await {
+        Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "the live observer stopped"),
+        Err(error) => tracing::warn!(%error, "the live observer panicked"),
+        Ok(Ok(())) => {}
+    }
+    if let Some(bank) = embedded
+        && let Some(error) = bank.stop().await
+    {
+        tracing::error!(
+            error = format!("{error:#}"),
+            "the embedded bank stopped with an error"
+        );
+    }
     pool.close().await;
     tracing::info!("stopped");
-    Ok(())
+    served
+}
+
+/// Tells whoever started the server where it is (the first line of stdout)
+/// and the demo log-ins. One write, and a closed stdout is no reason to stop.
+fn announce(address: SocketAddr, demo_logins: Option<&DemoLogins>) {
+    use std::io::Write;
+    let mut text = format!("Ledgerline is up at http://{address}\n");
+    if let Some(logins) = demo_logins {
+        text.push_str(&logins.describe());
+        text.push('\n');
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -127,6 +127,7 @@ impl WebServer {
             .env("LEDGERLINE_POSTGRES_DIR", root)
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
             .env("LEPTOS_SITE_ROOT", root.join("site"))
+            .env("LEDGERLINE_STATE_DIR", root.join("state"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(url) = database_url {

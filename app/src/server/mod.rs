@@ -1,8 +1,17 @@
-//! The web server (feature `ssr`): where the database comes from, the state
-//! server functions see, and the HTTP routes besides the Leptos pages.
+//! The web server (feature `ssr`): where the database comes from, the bank
+//! it talks to (embedded or separate), sessions, the live socket, and the
+//! HTTP routes besides the Leptos pages.
 
 pub mod database;
+pub mod demo;
+pub mod embedded;
 pub mod health;
+pub mod live;
 pub mod private_postgres;
+pub mod protection;
 pub mod routes;
+pub mod services;
+pub mod session;
 pub mod state;
+pub mod statement_csv;
+pub mod wire;

@@ -5,21 +5,31 @@ use leptos::prelude::*;
 use leptos::server_fn::error::ServerFnErrorErr;
 use sqlx::PgPool;
 
+use super::{live::LiveHub, services::Services};
 use crate::error::AppError;
 
-#[derive(Clone, Debug, FromRef)]
+#[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub pool: PgPool,
+    pub services: Services,
+    pub live: LiveHub,
+}
+
+fn state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| {
+        AppError::ServerFn(ServerFnErrorErr::ServerError(
+            "the server state is missing from the request context".into(),
+        ))
+    })
 }
 
 /// The database pool, from inside a server function or a render.
 pub fn pool() -> Result<PgPool, AppError> {
-    use_context::<AppState>()
-        .map(|state| state.pool)
-        .ok_or_else(|| {
-            AppError::ServerFn(ServerFnErrorErr::ServerError(
-                "the server state is missing from the request context".into(),
-            ))
-        })
+    state().map(|state| state.pool)
+}
+
+/// The banking services, from inside a server function or a render.
+pub fn services() -> Result<Services, AppError> {
+    state().map(|state| state.services)
 }

@@ -1,0 +1,308 @@
+//! Live updates: the web server observes the bus and tells each browser
+//! when something of its person changed.
+//!
+//! The observer (a bus client in observe mode, with the web server's own
+//! scoped token) sees every new account, credit, debit and transfer event.
+//! [`LiveHub`] knows which accounts belong to the people who have a page
+//! open and sends a short note ("account 7 changed") over their sockets
+//! (`GET /live`), never to anyone else's. The page then asks for the new
+//! state through its server functions, so the note carries no money and
+//! a lost note costs nothing: each (re)connect makes the page catch up.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use axum::{
+    extract::{
+        State, WebSocketUpgrade,
+        ws::{Message, WebSocket},
+    },
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use bus::{
+    client::{BusClient, ClientConfig},
+    protocol::{EventRecord, Mode},
+};
+use events::{
+    AcceptedTransaction, AccountCreated, ConfirmedCredit, ConfirmedDebit, DomainEvent,
+    PendingTransaction, RejectedTransaction,
+};
+use reqwest::Method;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tower_sessions::Session;
+
+use super::{
+    services::Services,
+    session::{self, SessionUser},
+    state::AppState,
+};
+
+/// How often an open socket hears from the server even when nothing
+/// happens, so that the browser can tell a dead connection from a quiet one.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Notes waiting for one slow browser before it is told to catch up instead.
+const BACKLOG: usize = 64;
+
+/// The event types the web server observes (its bus scope's).
+const OBSERVED: &[&str] = &[
+    AccountCreated::TYPE,
+    ConfirmedCredit::TYPE,
+    ConfirmedDebit::TYPE,
+    PendingTransaction::TYPE,
+    AcceptedTransaction::TYPE,
+    RejectedTransaction::TYPE,
+];
+
+/// Who is watching, and what of theirs to watch. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct LiveHub {
+    inner: Arc<Mutex<Watchers>>,
+}
+
+#[derive(Default)]
+struct Watchers {
+    /// Username → its sockets' channel and how many sockets share it.
+    people: HashMap<String, (broadcast::Sender<Arc<str>>, usize)>,
+    /// Account → owner, for the people in `people` only.
+    owners: HashMap<i64, String>,
+    /// Undecided transfer → whom its decision concerns (watched people only).
+    transfers: HashMap<i64, Vec<String>>,
+}
+
+/// One open socket's subscription; dropping it stops the watching.
+pub struct Watch {
+    hub: LiveHub,
+    username: String,
+    pub notes: broadcast::Receiver<Arc<str>>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut watchers = self.hub.lock();
+        let Some((_, count)) = watchers.people.get_mut(&self.username) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            watchers.people.remove(&self.username);
+            let username = &self.username;
+            watchers.owners.retain(|_, owner| owner != username);
+            watchers.transfers.retain(|_, people| {
+                people.retain(|person| person != username);
+                !people.is_empty()
+            });
+        }
+    }
+}
+
+impl LiveHub {
+    fn lock(&self) -> MutexGuard<'_, Watchers> {
+        // A panic while holding the lock leaves plain maps behind, still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts watching `accounts` of `username` for one socket.
+    pub fn watch(&self, username: &str, accounts: &[i64]) -> Watch {
+        let mut watchers = self.lock();
+        let notes = {
+            let (sender, count) = watchers
+                .people
+                .entry(username.to_owned())
+                .or_insert_with(|| (broadcast::channel(BACKLOG).0, 0));
+            *count += 1;
+            sender.subscribe()
+        };
+        for account in accounts {
+            watchers.owners.insert(*account, username.to_owned());
+        }
+        Watch {
+            hub: self.clone(),
+            username: username.to_owned(),
+            notes,
+        }
+    }
+
+    /// Tells whoever watches what `event` changed.
+    pub fn publish(&self, event: &EventRecord) {
+        let data = event.data.get();
+        let mut watchers = self.lock();
+        match event.event_type.as_str() {
+            AccountCreated::TYPE => {
+                if let Ok(created) = AccountCreated::decode(data)
+                    && watchers.people.contains_key(&created.username)
+                {
+                    watchers
+                        .owners
+                        .insert(created.account_id, created.username.clone());
+                    watchers.tell(&created.username, &note("accounts", None));
+                }
+            }
+            ConfirmedCredit::TYPE | ConfirmedDebit::TYPE => {
+                #[derive(Deserialize)]
+                struct Movement {
+                    account_id: i64,
+                }
+                if let Ok(movement) = serde_json::from_str::<Movement>(data)
+                    && let Some(owner) = watchers.owners.get(&movement.account_id).cloned()
+                {
+                    watchers.tell(&owner, &note("account", Some(movement.account_id)));
+                }
+            }
+            PendingTransaction::TYPE => {
+                if let Ok(pending) = PendingTransaction::decode(data) {
+                    let mut concerned = vec![pending.username.clone()];
+                    if let Some(owner) = watchers.owners.get(&pending.to_account_id) {
+                        concerned.push(owner.clone());
+                    }
+                    concerned.retain(|person| watchers.people.contains_key(person));
+                    concerned.dedup();
+                    let text = note("transfer", Some(pending.transaction_id));
+                    for person in &concerned {
+                        watchers.tell(person, &text);
+                    }
+                    if !concerned.is_empty() {
+                        watchers.transfers.insert(pending.transaction_id, concerned);
+                    }
+                }
+            }
+            AcceptedTransaction::TYPE | RejectedTransaction::TYPE => {
+                #[derive(Deserialize)]
+                struct Decision {
+                    transaction_id: i64,
+                }
+                if let Ok(decision) = serde_json::from_str::<Decision>(data)
+                    && let Some(concerned) = watchers.transfers.remove(&decision.transaction_id)
+                {
+                    let text = note("transfer", Some(decision.transaction_id));
+                    for person in &concerned {
+                        watchers.tell(person, &text);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Watchers {
+    fn tell(&self, username: &str, text: &Arc<str>) {
+        if let Some((sender, _)) = self.people.get(username) {
+            // No receiver means the last socket is closing: nothing to do.
+            let _ = sender.send(text.clone());
+        }
+    }
+}
+
+/// A note as the browser reads it: `{"kind":"account","id":7}`.
+fn note(kind: &str, id: Option<i64>) -> Arc<str> {
+    serde_json::json!({ "kind": kind, "id": id })
+        .to_string()
+        .into()
+}
+
+/// Observes the bus until `shutdown`, feeding `hub`. The client reconnects
+/// by itself after a drop; browsers catch up when their own sockets do.
+pub async fn observe(
+    bus_url: String,
+    bus_token: String,
+    hub: LiveHub,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (client, mut events) = BusClient::connect(
+        ClientConfig::new(bus_url)
+            .token(bus_token)
+            .register("web", OBSERVED, Mode::Observe),
+    )
+    .await?;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            delivered = events.next() => match delivered {
+                Some(delivered) => hub.publish(&delivered.event),
+                None => break,
+            },
+        }
+    }
+    client.close();
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct AccountList {
+    accounts: Vec<AccountId>,
+}
+
+#[derive(Deserialize)]
+struct AccountId {
+    account_id: i64,
+}
+
+/// `GET /live`: the logged-in person's socket of notes.
+pub async fn socket(
+    State(state): State<AppState>,
+    session: Session,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let user = match session::user_of(&session, &state.services).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return StatusCode::UNAUTHORIZED.into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "no live socket: the session could not be read");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let accounts = match own_accounts(&state.services, &user).await {
+        Ok(accounts) => accounts,
+        Err(error) => {
+            tracing::warn!(%error, "no live socket: the accounts could not be listed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let watch = state.live.watch(&user.username, &accounts);
+    upgrade.on_upgrade(move |socket| serve(socket, watch))
+}
+
+async fn own_accounts(
+    services: &Services,
+    user: &SessionUser,
+) -> Result<Vec<i64>, super::services::ServiceError> {
+    let path = format!("/accounts?username={}&limit=50", user.username);
+    let list: AccountList = services
+        .accounts(Method::GET, &path, &user.call(), None::<&()>)
+        .await?;
+    Ok(list.accounts.iter().map(|a| a.account_id).collect())
+}
+
+async fn serve(mut socket: WebSocket, mut watch: Watch) {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    loop {
+        let text: Arc<str> = tokio::select! {
+            _ = heartbeat.tick() => note("heartbeat", None),
+            note_or_lag = watch.notes.recv() => match note_or_lag {
+                Ok(text) => text,
+                Err(broadcast::error::RecvError::Lagged(_)) => note("catch_up", None),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => continue,
+            },
+        };
+        if socket
+            .send(Message::Text(text.as_ref().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}

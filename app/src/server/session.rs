@@ -1,0 +1,169 @@
+//! Who is logged in: the server-side session (tower-sessions, stored in
+//! `web.sessions`) holds the person's user token from the users service.
+//! The cookie carries only the session's id: `HttpOnly`, `SameSite=Lax`,
+//! and `Secure` when the site is served over https.
+//!
+//! User tokens live 15 minutes; [`signed_in`] renews one that is about to
+//! expire (the users service allows that up to 12 hours after logging in),
+//! so a person stays logged in while they use the site.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use chrono::{DateTime, Duration, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tower_sessions::{
+    Expiry, Session, SessionManagerLayer, cookie::SameSite, session_store::ExpiredDeletion,
+};
+use tower_sessions_sqlx_store::PostgresStore;
+
+use super::services::{CallFor, ServiceError, Services};
+use crate::error::AppError;
+
+const USER_KEY: &str = "user";
+
+/// How long a session lasts without a request.
+const IDLE_TIMEOUT: time::Duration = time::Duration::minutes(30);
+
+/// Renew a user token when less than this is left of it.
+const RENEW_BEFORE: Duration = Duration::seconds(60);
+
+/// The person of a session, and the token the services know them by.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionUser {
+    pub username: String,
+    pub display_name: String,
+    pub staff: bool,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the users service answers for a log-in or a renewal.
+#[derive(Deserialize)]
+pub struct Issued {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserView,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct UserView {
+    pub username: String,
+    pub display_name: String,
+    pub staff: bool,
+}
+
+impl SessionUser {
+    pub fn from_issued(issued: Issued) -> Self {
+        Self {
+            username: issued.user.username,
+            display_name: issued.user.display_name,
+            staff: issued.user.staff,
+            token: issued.token,
+            expires_at: issued.expires_at,
+        }
+    }
+
+    /// The call made for this person.
+    pub fn call(&self) -> CallFor<'_> {
+        CallFor {
+            user_token: Some(&self.token),
+            ..CallFor::default()
+        }
+    }
+}
+
+/// The session store and the layer that puts a [`Session`] on every request.
+pub async fn layer(
+    pool: PgPool,
+    secure_cookies: bool,
+) -> Result<SessionManagerLayer<PostgresStore>, sqlx::Error> {
+    let store = PostgresStore::new(pool)
+        .with_schema_name("web")
+        .map_err(|error| sqlx::Error::Configuration(error.to_string().into()))?
+        .with_table_name("sessions")
+        .map_err(|error| sqlx::Error::Configuration(error.to_string().into()))?;
+    store.migrate().await?;
+    tokio::spawn(
+        store
+            .clone()
+            .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
+    );
+    Ok(SessionManagerLayer::new(store)
+        .with_name("ledgerline_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure_cookies)
+        .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT)))
+}
+
+/// The session of the request a server function is answering.
+pub async fn current_session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>()
+        .await
+        .map_err(|_| AppError::Database)
+}
+
+/// The browser's address, for the users service's log-in throttle.
+pub async fn client_address() -> Option<IpAddr> {
+    leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+        .await
+        .ok()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
+/// Starts a session for a person who just logged in: a fresh session id
+/// (so an id planted before the log-in is worth nothing afterwards).
+pub async fn begin(session: &Session, user: &SessionUser) -> Result<(), AppError> {
+    session.cycle_id().await?;
+    session.insert(USER_KEY, user).await?;
+    Ok(())
+}
+
+/// Ends the session on the server: the id is worth nothing afterwards.
+pub async fn end(session: &Session) -> Result<(), AppError> {
+    session.flush().await?;
+    Ok(())
+}
+
+/// The person logged in to `session`, if any, with a user token good for
+/// at least another minute (renewed here when needed). A log-in the users
+/// service will no longer renew ends the session.
+pub async fn user_of(
+    session: &Session,
+    services: &Services,
+) -> Result<Option<SessionUser>, AppError> {
+    let Some(user) = session.get::<SessionUser>(USER_KEY).await? else {
+        return Ok(None);
+    };
+    if user.expires_at - Utc::now() > RENEW_BEFORE {
+        return Ok(Some(user));
+    }
+    let renewed = services
+        .users::<Issued>(Method::POST, "/sessions/renew", &user.call(), None::<&()>)
+        .await;
+    match renewed {
+        Ok(issued) => {
+            let user = SessionUser::from_issued(issued);
+            session.insert(USER_KEY, &user).await?;
+            Ok(Some(user))
+        }
+        Err(ServiceError::Api { status, .. }) if status == reqwest::StatusCode::UNAUTHORIZED => {
+            end(session).await?;
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The person the current server function acts for, or
+/// [`AppError::NotSignedIn`].
+pub async fn signed_in() -> Result<SessionUser, AppError> {
+    let session = current_session().await?;
+    let services = super::state::services()?;
+    user_of(&session, &services)
+        .await?
+        .ok_or(AppError::NotSignedIn)
+}

@@ -1,0 +1,55 @@
+import AxeBuilder from '@axe-core/playwright';
+import { expect, test, type Page } from '@playwright/test';
+import { accountNumbers, deposit, hydrated, openAccount, signUp } from './bank';
+
+async function seriousViolations(page: Page) {
+  const results = await new AxeBuilder({ page }).analyze();
+  return results.violations
+    .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
+    .map((violation) => `${violation.id}: ${violation.help} (${violation.nodes.length})`);
+}
+
+test('no page has a serious or critical accessibility violation', async ({ browser }) => {
+  const ola = await signUp(browser, 'ola');
+  const [account] = await accountNumbers(ola.page, 1);
+  await openAccount(ola.page, account);
+  await deposit(ola.page, '20.00', '£20.00');
+  const page = ola.page;
+
+  const anonymous = await (await browser.newContext()).newPage();
+  for (const path of ['/', '/login', '/signup', '/no-such-page']) {
+    await anonymous.goto(path);
+    await hydrated(anonymous);
+    expect(await seriousViolations(anonymous), path).toEqual([]);
+  }
+
+  const pages = [
+    '/accounts',
+    `/accounts/${account}`,
+    '/transfer',
+    `/transfer?from=${account}&to=1&amount=5&review=1`,
+    `/transfer?from=${account}&to=&amount=0&review=1`,
+    '/transfers',
+  ];
+  for (const path of pages) {
+    await page.goto(path);
+    await hydrated(page);
+    expect(await seriousViolations(page), path).toEqual([]);
+  }
+
+  await page.goto(`/transfer?from=${account}&to=1&amount=5&review=1`);
+  await hydrated(page);
+  await page.getByTestId('confirm-transfer').click();
+  await expect(page.getByTestId('transfer-status')).toBeVisible();
+  expect(await seriousViolations(page), 'transfer status').toEqual([]);
+});
+
+test('the pages work at phone width', async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const page = await context.newPage();
+  await page.goto('/signup');
+  await hydrated(page);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  expect(overflow).toBe(false);
+  await context.close();
+});
