@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// One account of the person's.
-#[server]
+#[server(endpoint = "account")]
 pub async fn account(account_id: i64) -> Result<AccountSummary, AppError> {
     use crate::server::{session, state, wire::Account};
     let user = session::signed_in().await?;
@@ -35,7 +35,7 @@ pub async fn account(account_id: i64) -> Result<AccountSummary, AppError> {
 
 /// The balance at the end of `date` (UTC), from the statement's running
 /// balance: the newest entry on or before it, or zero before the first.
-#[server]
+#[server(endpoint = "balance_as_of")]
 pub async fn balance_as_of(account_id: i64, date: String) -> Result<AsOf, AppError> {
     use crate::server::{
         session, state,

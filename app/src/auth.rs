@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::AppError,
-    forms::{Field, FormKey, action_error, new_form_key},
+    forms::{Field, FormKey, action_error, form_key},
     pages::{FormError, query_param},
 };
 
@@ -24,7 +24,7 @@ pub struct UserSummary {
 }
 
 /// The person logged in to this browser, if any.
-#[server]
+#[server(endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<UserSummary>, AppError> {
     use crate::server::{session, state};
     let session = session::current_session().await?;
@@ -37,16 +37,24 @@ pub async fn current_user() -> Result<Option<UserSummary>, AppError> {
 }
 
 /// Where to go after logging in: a path of this site, else the accounts.
+/// Only visible ASCII: browsers drop tabs and newlines from URLs, so
+/// `/<tab>/evil.example` would become another site's `//evil.example`.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && path
+                    .bytes()
+                    .all(|byte| byte.is_ascii_graphic() && byte != b'\\') =>
+        {
             path.to_owned()
         }
         _ => "/accounts".to_owned(),
     }
 }
 
-#[server]
+#[server(endpoint = "log_in")]
 pub async fn log_in(
     username: String,
     password: String,
@@ -96,7 +104,7 @@ pub async fn log_in(
     }
 }
 
-#[server]
+#[server(endpoint = "sign_up")]
 pub async fn sign_up(
     username: String,
     display_name: String,
@@ -161,7 +169,7 @@ pub async fn sign_up(
     Ok(())
 }
 
-#[server]
+#[server(endpoint = "log_out")]
 pub async fn log_out() -> Result<(), AppError> {
     use crate::server::session;
     session::end(&session::current_session().await?).await?;
@@ -199,7 +207,7 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn SignupPage() -> impl IntoView {
     let sign_up = expect_context::<ServerAction<SignUp>>();
-    let key = Resource::new(move || sign_up.version().get(), |_| new_form_key());
+    let key = form_key(sign_up);
     let error = action_error(sign_up);
     let field_error = move |field: &'static str| {
         Signal::derive(move || error.get().and_then(|e| e.for_field(field)))
@@ -238,5 +246,31 @@ pub fn SignupPage() -> impl IntoView {
             </ActionForm>
             <p>"Already a customer? " <A href="/login">"Log in"</A></p>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_logging_in() {
+        assert_eq!(
+            safe_next(Some("/accounts/7?from=2026-01-01")),
+            "/accounts/7?from=2026-01-01"
+        );
+        for elsewhere in [
+            None,
+            Some(""),
+            Some("https://evil.example"),
+            Some("//evil.example"),
+            Some("/\t/evil.example"),
+            Some("/\\evil.example"),
+            Some("/\n"),
+            Some("/a b"),
+            Some("/é"),
+        ] {
+            assert_eq!(safe_next(elsewhere), "/accounts", "{elsewhere:?}");
+        }
     }
 }

@@ -53,6 +53,16 @@ impl AppError {
         }
     }
 
+    /// Whether this answer is final: the request was refused or done, so a
+    /// new request needs a new idempotency key. Otherwise (the bank did not
+    /// say, or could not be reached) the same key must be sent again.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Self::NotSignedIn | Self::NotFound | Self::Invalid { .. } | Self::Refused(_)
+        )
+    }
+
     /// The message for the form as a whole (anything not about one field).
     pub fn for_form(&self) -> Option<String> {
         match self {
@@ -82,27 +92,40 @@ impl From<sqlx::Error> for AppError {
 impl From<crate::server::services::ServiceError> for AppError {
     /// What a person may read of a service's refusal. Codes the pages
     /// handle themselves (wrong credentials, insufficient funds) are turned
-    /// into their own messages before this.
+    /// into their own messages before this. Whenever the bank may have
+    /// acted without saying so, the message says so: trying again with the
+    /// same form is safe, and the form keeps its idempotency key for it.
     fn from(error: crate::server::services::ServiceError) -> Self {
         use crate::server::services::ServiceError;
         use reqwest::StatusCode;
+        let unknown = || {
+            Self::Unavailable(
+                "the bank has not confirmed this yet; trying again is safe and will not do it twice"
+                    .to_owned(),
+            )
+        };
         match &error {
             ServiceError::Api { status, .. } if *status == StatusCode::NOT_FOUND => Self::NotFound,
             ServiceError::Api { status, .. } if *status == StatusCode::UNAUTHORIZED => {
                 Self::NotSignedIn
             }
+            ServiceError::Api { code, .. }
+                if code == "outcome_pending" || code == "request_in_progress" =>
+            {
+                unknown()
+            }
             ServiceError::Api {
                 status, message, ..
             } if status.is_client_error() => Self::Refused(message.clone()),
-            ServiceError::Api { code, .. } if code == "outcome_pending" => Self::Unavailable(
-                "the bank has not confirmed this yet; it will show once it is known".to_owned(),
-            ),
-            _ => {
-                tracing::warn!(%error, "a service call failed");
+            ServiceError::Api { code, .. } if code == "temporarily_unavailable" => {
                 Self::Unavailable(
-                    "the bank cannot complete this right now; nothing was changed, please try again in a moment"
+                    "this account cannot be changed right now; nothing was changed, please try again later"
                         .to_owned(),
                 )
+            }
+            _ => {
+                tracing::warn!(%error, "a service call failed");
+                unknown()
             }
         }
     }

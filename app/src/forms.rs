@@ -10,9 +10,42 @@ use leptos::prelude::*;
 use crate::{error::AppError, money::parse_amount};
 
 /// A fresh idempotency key for a form about to be shown.
-#[server]
+#[server(endpoint = "new_form_key")]
 pub async fn new_form_key() -> Result<String, AppError> {
     Ok(uuid::Uuid::now_v7().to_string())
+}
+
+/// How many of `action`'s answers were final (done or refused): a form's
+/// key changes with it. After a failure that leaves the outcome open, the
+/// next try must carry the same key, so that it cannot act twice.
+pub fn settled<I>(action: ServerAction<I>) -> Memo<usize>
+where
+    I: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    I::Output: Clone + Send + Sync + 'static,
+{
+    Memo::new(move |previous: Option<&usize>| {
+        let version = action.version().get();
+        let is_final = action.value().with(|value| match value {
+            Some(Ok(_)) => true,
+            Some(Err(error)) => error.is_final(),
+            None => false,
+        });
+        if is_final {
+            version
+        } else {
+            previous.copied().unwrap_or(version)
+        }
+    })
+}
+
+/// The idempotency key of `action`'s form: new once an answer is final.
+pub fn form_key<I>(action: ServerAction<I>) -> Resource<Result<String, AppError>>
+where
+    I: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    I::Output: Clone + Send + Sync + 'static,
+{
+    let settled = settled(action);
+    Resource::new(move || settled.get(), |_| new_form_key())
 }
 
 /// The key's hidden field, or nothing while the key is on its way.
@@ -74,7 +107,7 @@ pub fn Field(
                 aria-invalid=move || error.get().map(|_| "true")
                 aria-describedby=described
             />
-            <p class="field-error" id=error_id>
+            <p class="field-error" id=error_id aria-live="polite">
                 {move || error.get()}
             </p>
         </div>
@@ -126,7 +159,7 @@ pub fn AmountField(
                     move || error.get().map(|_| error_id.clone())
                 }
             />
-            <p class="field-error" id=error_id>
+            <p class="field-error" id=error_id aria-live="polite">
                 {move || error.get()}
             </p>
         </div>

@@ -51,6 +51,9 @@ mod browser {
     const MAX_BACKOFF_MS: u32 = 10_000;
 
     struct Live {
+        /// Moves on with every start and stop: events of an older
+        /// connection's socket are ignored.
+        generation: u64,
         socket: Option<WebSocket>,
         attempts: u32,
         last_heard: f64,
@@ -60,6 +63,7 @@ mod browser {
 
     thread_local! {
         static LIVE: Rc<RefCell<Live>> = Rc::new(RefCell::new(Live {
+            generation: 0,
             socket: None,
             attempts: 0,
             last_heard: 0.0,
@@ -74,10 +78,14 @@ mod browser {
 
     pub fn start(tick: RwSignal<u64>) {
         let live = LIVE.with(Rc::clone);
-        if live.borrow().running {
-            return;
+        {
+            let mut state = live.borrow_mut();
+            if state.running {
+                return;
+            }
+            state.running = true;
+            state.generation += 1;
         }
-        live.borrow_mut().running = true;
         connect(&live, tick);
         let watchdog = Closure::<dyn FnMut()>::new({
             let live = live.clone();
@@ -105,6 +113,7 @@ mod browser {
         LIVE.with(|live| {
             let mut state = live.borrow_mut();
             state.running = false;
+            state.generation += 1;
             if let Some(id) = state.watchdog.take() {
                 window().clear_interval_with_handle(id);
             }
@@ -121,6 +130,13 @@ mod browser {
             _ => "ws",
         };
         let host = location.host().unwrap_or_default();
+        let generation = {
+            let mut state = live.borrow_mut();
+            // A new socket has its own 40 seconds to be heard from.
+            state.last_heard = now();
+            state.generation
+        };
+        let current = move |live: &Rc<RefCell<Live>>| live.borrow().generation == generation;
         let Ok(socket) = WebSocket::new(&format!("{scheme}://{host}/live")) else {
             retry(live, tick);
             return;
@@ -129,6 +145,9 @@ mod browser {
         let on_open = Closure::<dyn FnMut()>::new({
             let live = live.clone();
             move || {
+                if !current(&live) {
+                    return;
+                }
                 let mut state = live.borrow_mut();
                 state.attempts = 0;
                 state.last_heard = now();
@@ -140,6 +159,9 @@ mod browser {
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
             let live = live.clone();
             move |message: MessageEvent| {
+                if !current(&live) {
+                    return;
+                }
                 live.borrow_mut().last_heard = now();
                 let text = message.data().as_string().unwrap_or_default();
                 if !text.contains("\"heartbeat\"") {
@@ -150,6 +172,9 @@ mod browser {
         let on_close = Closure::<dyn FnMut()>::new({
             let live = live.clone();
             move || {
+                if !current(&live) {
+                    return;
+                }
                 live.borrow_mut().socket = None;
                 retry(&live, tick);
             }
@@ -165,18 +190,25 @@ mod browser {
     }
 
     fn retry(live: &Rc<RefCell<Live>>, tick: RwSignal<u64>) {
-        let delay = {
+        let (delay, generation) = {
             let mut state = live.borrow_mut();
             if !state.running {
                 return;
             }
             state.attempts += 1;
-            (250u32 << state.attempts.min(6)).min(MAX_BACKOFF_MS)
+            (
+                (250u32 << state.attempts.min(6)).min(MAX_BACKOFF_MS),
+                state.generation,
+            )
         };
         let live = live.clone();
         set_timeout(
             move || {
-                if live.borrow().running {
+                let still = {
+                    let state = live.borrow();
+                    state.running && state.generation == generation
+                };
+                if still {
                     connect(&live, tick);
                 }
             },

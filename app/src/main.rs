@@ -202,13 +202,14 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
         hub.clone(),
         stop_observing.clone(),
     ));
+    let sessions = session::store(pool.clone()).await?;
     let state = AppState {
         leptos_options: leptos_options.clone(),
         pool: pool.clone(),
         services,
         live: hub,
+        sessions: sessions.clone(),
     };
-    let sessions = session::layer(pool.clone(), args.secure_cookies).await?;
 
     let listener = tokio::net::TcpListener::bind(leptos_options.site_addr)
         .await
@@ -219,7 +220,8 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
 
     let served = axum::serve(
         listener,
-        routes::router(state, sessions).into_make_service_with_connect_info::<SocketAddr>(),
+        routes::router(state, session::layer(sessions, args.secure_cookies))
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await

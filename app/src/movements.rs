@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::{
     error::AppError,
-    forms::{AmountField, Field, FormKey, action_error, new_form_key},
+    forms::{AmountField, Field, FormKey, action_error, form_key},
     pages::FormError,
 };
 
@@ -14,7 +14,7 @@ use crate::{
 #[cfg(feature = "ssr")]
 const MAX_NOTE: usize = 140;
 
-#[server]
+#[server(endpoint = "deposit")]
 pub async fn deposit(
     account_id: i64,
     amount: String,
@@ -24,7 +24,7 @@ pub async fn deposit(
     movement(account_id, amount, note, form_key, "deposits").await
 }
 
-#[server]
+#[server(endpoint = "withdraw")]
 pub async fn withdraw(
     account_id: i64,
     amount: String,
@@ -85,7 +85,7 @@ async fn movement(
 
 #[component]
 pub fn DepositForm(account_id: i64, action: ServerAction<Deposit>) -> impl IntoView {
-    let key = Resource::new(move || action.version().get(), |_| new_form_key());
+    let key = form_key(action);
     let error = action_error(action);
     view! {
         <section class="card" aria-labelledby="deposit-title">
@@ -116,7 +116,7 @@ pub fn DepositForm(account_id: i64, action: ServerAction<Deposit>) -> impl IntoV
 
 #[component]
 pub fn WithdrawForm(account_id: i64, action: ServerAction<Withdraw>) -> impl IntoView {
-    let key = Resource::new(move || action.version().get(), |_| new_form_key());
+    let key = form_key(action);
     let error = action_error(action);
     view! {
         <section class="card" aria-labelledby="withdraw-title">

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::AppError,
-    forms::{FormKey, action_error, new_form_key},
+    forms::{FormKey, action_error, form_key},
     live::LiveTick,
     money::pounds,
     pages::{FormError, PageError},
@@ -36,7 +36,7 @@ pub struct Overview {
 }
 
 /// The person's accounts (at most ten, so one page of each list).
-#[server]
+#[server(endpoint = "accounts_overview")]
 pub async fn accounts_overview() -> Result<Overview, AppError> {
     use crate::server::{
         session, state,
@@ -85,7 +85,7 @@ pub async fn accounts_overview() -> Result<Overview, AppError> {
 }
 
 /// Asks for another account.
-#[server]
+#[server(endpoint = "open_account")]
 pub async fn open_account(form_key: String) -> Result<(), AppError> {
     use crate::server::{session, state};
     let user = session::signed_in().await?;
@@ -111,7 +111,7 @@ pub fn OverviewPage() -> impl IntoView {
         move || (LiveTick::get(), open.version().get()),
         |_| accounts_overview(),
     );
-    let key = Resource::new(move || open.version().get(), |_| new_form_key());
+    let key = form_key(open);
     let open_error = action_error(open);
 
     view! {

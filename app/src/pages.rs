@@ -42,12 +42,18 @@ pub fn PageError(error: AppError) -> impl IntoView {
             view! { <Redirect path /> }.into_any()
         }
         AppError::NotFound => view! { <NotFound /> }.into_any(),
-        other => view! {
+        other => {
+            #[cfg(feature = "ssr")]
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+            }
+            view! {
             <section class="card">
                 <p class="error" role="alert">{other.to_string()}</p>
             </section>
+            }
+            .into_any()
         }
-        .into_any(),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::{
 /// Policy names, so no other inline script can run.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    provide_page_policy();
+    provide_page_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -42,12 +42,16 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 #[cfg(feature = "ssr")]
-fn provide_page_policy() {
+fn provide_page_policy(options: &LeptosOptions) {
     use leptos::nonce::{provide_nonce, use_nonce};
     provide_nonce();
+    // Under `cargo leptos watch`, the page reloads itself over a socket of
+    // the watcher's.
+    let reload = std::env::var_os("LEPTOS_WATCH")
+        .map(|_| format!("ws://{}:{}", options.site_addr.ip(), options.reload_port));
     if let (Some(nonce), Some(response)) =
         (use_nonce(), use_context::<leptos_axum::ResponseOptions>())
-        && let Ok(policy) = crate::server::protection::page_csp(&nonce).parse()
+        && let Ok(policy) = crate::server::protection::page_csp(&nonce, reload.as_deref()).parse()
     {
         response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
     }

@@ -39,7 +39,7 @@ pub struct StatementView {
 
 /// One page of the statement; `from`/`to` are dates (`YYYY-MM-DD`, or
 /// empty) and `before` where an older page starts (or empty).
-#[server]
+#[server(endpoint = "statement")]
 pub async fn statement(
     account_id: i64,
     from: String,

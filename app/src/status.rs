@@ -24,7 +24,7 @@ pub struct StatusCheck {
 }
 
 /// The newest recorded check, or `None` when there is none yet.
-#[server]
+#[server(endpoint = "latest_status_check")]
 pub async fn latest_status_check() -> Result<Option<StatusCheck>, AppError> {
     let pool = crate::server::state::pool()?;
     Ok(sqlx::query_as::<_, StatusCheckRow>(
@@ -37,7 +37,7 @@ pub async fn latest_status_check() -> Result<Option<StatusCheck>, AppError> {
 }
 
 /// Asks Postgres for its version and schema version and records the answer.
-#[server]
+#[server(endpoint = "record_status_check")]
 pub async fn record_status_check() -> Result<StatusCheck, AppError> {
     let pool = crate::server::state::pool()?;
     let row = sqlx::query_as::<_, StatusCheckRow>(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::AppError,
-    forms::{AmountField, Field, FormKey, action_error, new_form_key},
+    forms::{AmountField, Field, FormKey, action_error, new_form_key, settled},
     live::LiveTick,
     money::pounds,
     overview::{AccountSummary, accounts_overview},
@@ -71,7 +71,7 @@ pub fn check_draft(
 }
 
 /// Asks the bank to make the transfer, and goes to its status page.
-#[server]
+#[server(endpoint = "send_transfer")]
 pub async fn send_transfer(
     from: String,
     to: String,
@@ -116,7 +116,7 @@ pub struct TransferView {
     pub requested_at: String,
 }
 
-#[server]
+#[server(endpoint = "transfer_status")]
 pub async fn transfer_status(transaction_id: i64) -> Result<TransferView, AppError> {
     use crate::server::{
         session, state,
@@ -173,6 +173,11 @@ pub fn TransferPage() -> impl IntoView {
     let amount = query_param("amount");
     let reference = query_param("reference");
     let review = query_param("review");
+    // The payment's idempotency key travels in the URL from the form to
+    // the review, so a retry of the review page (with or without
+    // JavaScript) sends the same key.
+    let key = query_param("key");
+    let new_key = Resource::new(|| (), |_| new_form_key());
     let accounts = Resource::new(|| (), |_| accounts_overview());
     let draft = Memo::new(move |_| {
         (review.get() == "1")
@@ -189,12 +194,16 @@ pub fn TransferPage() -> impl IntoView {
                     Ok(overview) => overview.accounts,
                     Err(error) => return view! { <PageError error /> }.into_any(),
                 };
+                let key = match key.get_untracked() {
+                    key if key.is_empty() => new_key.await.unwrap_or_default(),
+                    key => key,
+                };
                 match draft {
-                    Some(Ok(draft)) => view! { <Review draft /> }.into_any(),
+                    Some(Ok(draft)) => view! { <Review draft key /> }.into_any(),
                     checked => {
                         let error = checked.and_then(Result::err);
                         view! {
-                            <TransferForm accounts from to amount reference error />
+                            <TransferForm accounts from to amount reference error key />
                         }
                         .into_any()
                     }
@@ -213,6 +222,7 @@ fn TransferForm(
     amount: Memo<String>,
     reference: Memo<String>,
     error: Option<AppError>,
+    key: String,
 ) -> impl IntoView {
     let field = move |name: &'static str| {
         let message = error.as_ref().and_then(|e| e.for_field(name));
@@ -227,6 +237,7 @@ fn TransferForm(
             // JavaScript.
             <form method="get" action="/transfer">
                 <input type="hidden" name="review" value="1" />
+                <input type="hidden" name="key" value=key />
                 <div class="field">
                     <label for="field-from">"Pay from"</label>
                     <select
@@ -248,7 +259,7 @@ fn TransferForm(
                             })
                             .collect_view()}
                     </select>
-                    <p class="field-error" id="field-from-error">{move || from_error.get()}</p>
+                    <p class="field-error" id="field-from-error" aria-live="polite">{move || from_error.get()}</p>
                 </div>
                 <Field
                     name="to"
@@ -273,9 +284,23 @@ fn TransferForm(
 }
 
 #[component]
-fn Review(draft: TransferDraft) -> impl IntoView {
+fn Review(draft: TransferDraft, key: String) -> impl IntoView {
     let send = ServerAction::<SendTransfer>::new();
-    let key = Resource::new(|| (), |_| new_form_key());
+    // The URL's key until an answer is final; a fresh one after that.
+    let settled = settled(send);
+    let key = Resource::new(
+        move || settled.get(),
+        move |settled| {
+            let key = key.clone();
+            async move {
+                if settled == 0 {
+                    Ok(key)
+                } else {
+                    new_form_key().await
+                }
+            }
+        },
+    );
     let error = action_error(send);
     let change = format!(
         "/transfer?from={}&to={}&amount={}&reference={}",

@@ -37,7 +37,7 @@ pub struct TransferList {
 
 /// `account` empty: the transfers the person asked for; else those in or
 /// out of that account (theirs, or a 404).
-#[server]
+#[server(endpoint = "transfers")]
 pub async fn transfers(account: String, before: String) -> Result<TransferList, AppError> {
     use crate::server::{session, state, wire::TransferPage};
     let user = session::signed_in().await?;

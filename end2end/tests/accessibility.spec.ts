@@ -11,7 +11,9 @@ async function seriousViolations(page: Page) {
 
 test('no page has a serious or critical accessibility violation', async ({ browser }) => {
   const ola = await signUp(browser, 'ola');
+  const pip = await signUp(browser, 'pip');
   const [account] = await accountNumbers(ola.page, 1);
+  const [payee] = await accountNumbers(pip.page, 1);
   await openAccount(ola.page, account);
   await deposit(ola.page, '20.00', '£20.00');
   const page = ola.page;
@@ -27,7 +29,7 @@ test('no page has a serious or critical accessibility violation', async ({ brows
     '/accounts',
     `/accounts/${account}`,
     '/transfer',
-    `/transfer?from=${account}&to=1&amount=5&review=1`,
+    `/transfer?from=${account}&to=${payee}&amount=5&review=1`,
     `/transfer?from=${account}&to=&amount=0&review=1`,
     '/transfers',
   ];
@@ -37,7 +39,7 @@ test('no page has a serious or critical accessibility violation', async ({ brows
     expect(await seriousViolations(page), path).toEqual([]);
   }
 
-  await page.goto(`/transfer?from=${account}&to=1&amount=5&review=1`);
+  await page.goto(`/transfer?from=${account}&to=${payee}&amount=5&review=1`);
   await hydrated(page);
   await page.getByTestId('confirm-transfer').click();
   await expect(page.getByTestId('transfer-status')).toBeVisible();
@@ -47,9 +49,18 @@ test('no page has a serious or critical accessibility violation', async ({ brows
 test('the pages work at phone width', async ({ browser }) => {
   const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
   const page = await context.newPage();
+  const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
   await page.goto('/signup');
   await hydrated(page);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
-  expect(overflow).toBe(false);
+  expect(await fits(), '/signup').toBe(true);
+
+  const rex = await signUp(browser, 'rex');
+  const [account] = await accountNumbers(rex.page, 1);
+  await context.addCookies(await rex.context.cookies());
+  for (const path of ['/accounts', `/accounts/${account}`, '/transfer', '/transfers']) {
+    await page.goto(path);
+    await hydrated(page);
+    expect(await fits(), path).toBe(true);
+  }
   await context.close();
 });

@@ -163,3 +163,26 @@ test("another customer's account is the same 404 as a missing one", async ({ bro
   const csv = await kim.context.request.get(`/accounts/${joAccount}/statement.csv`);
   expect(csv.status()).toBe(404);
 });
+
+test('a change sent from another site is refused and changes nothing; pages carry a strict policy', async ({ browser }) => {
+  const sam = await signUp(browser, 'sam');
+  const [account] = await accountNumbers(sam.page, 1);
+  const form = { account_id: String(account), amount: '500.00', note: 'forged', form_key: crypto.randomUUID() };
+
+  const forged = await sam.context.request.post('/api/deposit', { headers: { Origin: 'http://evil.example' }, form });
+  expect(forged.status()).toBe(403);
+  const unsigned = await sam.context.request.post('/api/deposit', { form });
+  expect(unsigned.status()).toBe(403);
+  const socket = await sam.context.request.get('/live', {
+    headers: { Origin: 'http://evil.example', Connection: 'Upgrade', Upgrade: 'websocket',
+      'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+  });
+  expect(socket.status()).toBe(403);
+
+  const page = await sam.page.goto(`/accounts/${account}`);
+  await expect(sam.page.getByTestId('balance')).toHaveText('£0.00');
+  const policy = page?.headers()['content-security-policy'] ?? '';
+  expect(policy).toContain("frame-ancestors 'none'");
+  expect(policy).toMatch(/script-src 'self' 'nonce-[A-Za-z0-9_-]+'/);
+  expect(page?.headers()['x-content-type-options']).toBe('nosniff');
+});

@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { accountNumbers, signUp } from './bank';
+import { accountNumbers, deposit, openAccount, signUp } from './bank';
 
 test('the deposit form works with JavaScript disabled', async ({ browser }) => {
   const lou = await signUp(browser, 'lou');
@@ -33,4 +33,44 @@ test('the deposit form works with JavaScript disabled', async ({ browser }) => {
   await expect(page.getByText('at most 2 decimal places')).toBeVisible();
   await expect(page.getByTestId('balance')).toHaveText('£42.10');
   await context.close();
+});
+
+test('a confirmed payment sent again, as a browser resends a form, pays once', async ({ browser }) => {
+  const una = await signUp(browser, 'una');
+  const vic = await signUp(browser, 'vic');
+  const [from] = await accountNumbers(una.page, 1);
+  const [to] = await accountNumbers(vic.page, 1);
+  await openAccount(una.page, from);
+  await deposit(una.page, '50.00', '£50.00');
+
+  const context = await browser.newContext({
+    javaScriptEnabled: false,
+    storageState: await una.context.storageState(),
+  });
+  const page = await context.newPage();
+  await page.goto(`/transfer?from=${from}&to=${to}&amount=20&reference=Twice&review=1`);
+  const confirm = page.locator('form:has([data-testid="confirm-transfer"])');
+  const fields = Object.fromEntries(
+    await confirm.locator('input[type="hidden"]').evaluateAll((inputs) =>
+      inputs.map((input) => [(input as HTMLInputElement).name, (input as HTMLInputElement).value]),
+    ),
+  );
+  expect(fields.form_key).toMatch(/^[0-9a-f-]{36}$/);
+  const action = (await confirm.getAttribute('action')) ?? '';
+  const origin = new URL(page.url()).origin;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const sent = await context.request.post(action, {
+      headers: { Origin: origin, Accept: 'text/html' },
+      form: fields,
+      maxRedirects: 0,
+    });
+    expect(sent.status()).toBe(302);
+    expect(sent.headers()['location']).toMatch(/^\/transfers\/\d+$/);
+  }
+  await context.close();
+
+  await openAccount(una.page, from);
+  await expect(una.page.getByTestId('balance')).toHaveText('£30.00');
+  await una.page.goto('/transfers');
+  await expect(una.page.getByTestId('transfer-line')).toHaveCount(1);
 });

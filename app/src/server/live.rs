@@ -18,7 +18,7 @@ use std::{
 use axum::{
     extract::{
         State, WebSocketUpgrade,
-        ws::{Message, WebSocket},
+        ws::{CloseFrame, Message, WebSocket, close_code},
     },
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -35,7 +35,8 @@ use reqwest::Method;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tower_sessions::Session;
+use tower_sessions::{Session, session::Id};
+use tower_sessions_sqlx_store::PostgresStore;
 
 use super::{
     services::Services,
@@ -46,6 +47,9 @@ use super::{
 /// How often an open socket hears from the server even when nothing
 /// happens, so that the browser can tell a dead connection from a quiet one.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// How often an open socket checks that its session still holds.
+const SESSION_CHECK: Duration = Duration::from_secs(60);
 
 /// Notes waiting for one slow browser before it is told to catch up instead.
 const BACKLOG: usize = 64;
@@ -110,24 +114,30 @@ impl LiveHub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts watching `accounts` of `username` for one socket.
-    pub fn watch(&self, username: &str, accounts: &[i64]) -> Watch {
+    /// Starts watching `username` for one socket. Their accounts come next
+    /// ([`LiveHub::own`]): an account opened meanwhile is caught already.
+    pub fn watch(&self, username: &str) -> Watch {
         let mut watchers = self.lock();
-        let notes = {
-            let (sender, count) = watchers
-                .people
-                .entry(username.to_owned())
-                .or_insert_with(|| (broadcast::channel(BACKLOG).0, 0));
-            *count += 1;
-            sender.subscribe()
-        };
-        for account in accounts {
-            watchers.owners.insert(*account, username.to_owned());
-        }
+        let (sender, count) = watchers
+            .people
+            .entry(username.to_owned())
+            .or_insert_with(|| (broadcast::channel(BACKLOG).0, 0));
+        *count += 1;
+        let notes = sender.subscribe();
         Watch {
             hub: self.clone(),
             username: username.to_owned(),
             notes,
+        }
+    }
+
+    /// Records `accounts` as `username`'s, while they are watched.
+    pub fn own(&self, username: &str, accounts: &[i64]) {
+        let mut watchers = self.lock();
+        if watchers.people.contains_key(username) {
+            for account in accounts {
+                watchers.owners.insert(*account, username.to_owned());
+            }
         }
     }
 
@@ -252,7 +262,13 @@ pub async fn socket(
     session: Session,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let user = match session::user_of(&session, &state.services).await {
+    let (user, Some(id)) = (
+        session::user_of(&session, &state.services).await,
+        session.id(),
+    ) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let user = match user {
         Ok(Some(user)) => user,
         Ok(None) => return StatusCode::UNAUTHORIZED.into_response(),
         Err(error) => {
@@ -260,15 +276,28 @@ pub async fn socket(
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
-    let accounts = match own_accounts(&state.services, &user).await {
-        Ok(accounts) => accounts,
+    let watch = state.live.watch(&user.username);
+    match own_accounts(&state.services, &user).await {
+        Ok(accounts) => state.live.own(&user.username, &accounts),
         Err(error) => {
             tracing::warn!(%error, "no live socket: the accounts could not be listed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
+    }
+    let signed_in = SignedIn {
+        store: state.sessions.clone(),
+        id,
+        username: user.username,
     };
-    let watch = state.live.watch(&user.username, &accounts);
-    upgrade.on_upgrade(move |socket| serve(socket, watch))
+    upgrade.on_upgrade(move |socket| serve(socket, watch, signed_in))
+}
+
+/// The session a socket serves, checked again now and then: the socket
+/// closes once its session has ended (logged out elsewhere, or idle).
+struct SignedIn {
+    store: PostgresStore,
+    id: Id,
+    username: String,
 }
 
 async fn own_accounts(
@@ -282,11 +311,22 @@ async fn own_accounts(
     Ok(list.accounts.iter().map(|a| a.account_id).collect())
 }
 
-async fn serve(mut socket: WebSocket, mut watch: Watch) {
+async fn serve(mut socket: WebSocket, mut watch: Watch, signed_in: SignedIn) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut session_check = tokio::time::interval(SESSION_CHECK);
     loop {
         let text: Arc<str> = tokio::select! {
             _ = heartbeat.tick() => note("heartbeat", None),
+            _ = session_check.tick() => {
+                if session::still_signed_in(&signed_in.store, &signed_in.id, &signed_in.username).await {
+                    continue;
+                }
+                let _ = socket.send(Message::Close(Some(CloseFrame {
+                    code: close_code::POLICY,
+                    reason: "the session has ended".into(),
+                }))).await;
+                break;
+            }
             note_or_lag = watch.notes.recv() => match note_or_lag {
                 Ok(text) => text,
                 Err(broadcast::error::RecvError::Lagged(_)) => note("catch_up", None),

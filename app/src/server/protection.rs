@@ -23,11 +23,15 @@ pub const DEFAULT_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// A page's policy: its own scripts (the hydration code and inline scripts
-/// with this nonce), its own styles, and sockets back to this site.
-pub fn page_csp(nonce: &str) -> String {
+/// with this nonce), its own styles, and sockets back to this site (and to
+/// `also_connect`, the development watcher's reload socket).
+pub fn page_csp(nonce: &str, also_connect: Option<&str>) -> String {
+    let also_connect = also_connect
+        .map(|url| format!(" {url}"))
+        .unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'{also_connect}; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
     )
 }

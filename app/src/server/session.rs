@@ -15,7 +15,8 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tower_sessions::{
-    Expiry, Session, SessionManagerLayer, cookie::SameSite, session_store::ExpiredDeletion,
+    Expiry, Session, SessionManagerLayer, SessionStore, cookie::SameSite, session::Id,
+    session_store::ExpiredDeletion,
 };
 use tower_sessions_sqlx_store::PostgresStore;
 
@@ -24,8 +25,9 @@ use crate::error::AppError;
 
 const USER_KEY: &str = "user";
 
-/// How long a session lasts without a request.
-const IDLE_TIMEOUT: time::Duration = time::Duration::minutes(30);
+/// How long a session lasts without a request: a user token's lifetime,
+/// since only a token that has not expired yet can be renewed.
+const IDLE_TIMEOUT: time::Duration = time::Duration::minutes(15);
 
 /// Renew a user token when less than this is left of it.
 const RENEW_BEFORE: Duration = Duration::seconds(60);
@@ -75,11 +77,9 @@ impl SessionUser {
     }
 }
 
-/// The session store and the layer that puts a [`Session`] on every request.
-pub async fn layer(
-    pool: PgPool,
-    secure_cookies: bool,
-) -> Result<SessionManagerLayer<PostgresStore>, sqlx::Error> {
+/// The session store (`web.sessions`), with expired sessions deleted every
+/// ten minutes.
+pub async fn store(pool: PgPool) -> Result<PostgresStore, sqlx::Error> {
     let store = PostgresStore::new(pool)
         .with_schema_name("web")
         .map_err(|error| sqlx::Error::Configuration(error.to_string().into()))?
@@ -91,12 +91,32 @@ pub async fn layer(
             .clone()
             .continuously_delete_expired(tokio::time::Duration::from_secs(600)),
     );
-    Ok(SessionManagerLayer::new(store)
+    Ok(store)
+}
+
+/// The layer that puts a [`Session`] on every request.
+pub fn layer(store: PostgresStore, secure_cookies: bool) -> SessionManagerLayer<PostgresStore> {
+    SessionManagerLayer::new(store)
         .with_name("ledgerline_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure_cookies)
-        .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT)))
+        .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT))
+}
+
+/// Whether the session `id` still holds `username` with a user token that
+/// has not expired, read afresh from the store (a log-out elsewhere, or an
+/// idle session's end, shows here).
+pub async fn still_signed_in(store: &PostgresStore, id: &Id, username: &str) -> bool {
+    let Ok(Some(record)) = store.load(id).await else {
+        return false;
+    };
+    record.expiry_date > time::OffsetDateTime::now_utc()
+        && record
+            .data
+            .get(USER_KEY)
+            .and_then(|user| serde_json::from_value::<SessionUser>(user.clone()).ok())
+            .is_some_and(|user| user.username == username && user.expires_at > Utc::now())
 }
 
 /// The session of the request a server function is answering.

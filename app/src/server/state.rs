@@ -4,6 +4,7 @@ use axum::extract::FromRef;
 use leptos::prelude::*;
 use leptos::server_fn::error::ServerFnErrorErr;
 use sqlx::PgPool;
+use tower_sessions_sqlx_store::PostgresStore;
 
 use super::{live::LiveHub, services::Services};
 use crate::error::AppError;
@@ -14,6 +15,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub services: Services,
     pub live: LiveHub,
+    pub sessions: PostgresStore,
 }
 
 fn state() -> Result<AppState, AppError> {
