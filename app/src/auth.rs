@@ -165,6 +165,8 @@ pub async fn sign_up(
         )
         .await?;
     session::begin(&session, &SessionUser::from_issued(issued)).await?;
+    // The first account is being opened: the overview shows it pending.
+    session::set_opening_accounts(&session, true).await?;
     leptos_axum::redirect("/accounts");
     Ok(())
 }

@@ -21,9 +21,16 @@ use app::server::{
     session,
     state::AppState,
 };
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use leptos::config::get_configuration;
 use tracing_subscriber::EnvFilter;
+
+/// Many small allocations per page (rendering, JSON, HTTP between the
+/// parts) from many threads: mimalloc spends about a third of what glibc's
+/// allocator did on them (app/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The database the private cluster serves.
 const PRIVATE_DATABASE: &str = "ledgerline";
@@ -218,6 +225,10 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
     tracing::info!(%address, "serving");
     announce(address, demo_logins.as_ref());
 
+    // Nagle off: live notes and pages leave as soon as they are written.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(
         listener,
         routes::router(state, session::layer(sessions, args.secure_cookies))

@@ -57,16 +57,34 @@ pub async fn accounts_overview() -> Result<Overview, AppError> {
     let accounts_path = format!("/accounts?username={}&limit=50", user.username);
     let requests_path = format!("/users/{}/accounts?limit=10", user.username);
     let call = user.call();
+    // Accounts being opened are asked for only while this session opened
+    // one that has not shown up yet: one service call a page, not two.
+    let session = session::current_session().await?;
+    let opening = session::is_opening_accounts(&session).await?;
     let (accounts, requests) = futures_util::try_join!(
         services.accounts::<AccountPage>(method.clone(), &accounts_path, &call, None::<&()>),
-        services.users::<AccountRequestPage>(method, &requests_path, &call, None::<&()>),
+        async {
+            if opening {
+                services
+                    .users::<AccountRequestPage>(method, &requests_path, &call, None::<&()>)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        },
     )?;
     // Every account comes from a request; the users service may learn of
     // an opening later than the accounts service, so count, not statuses.
-    let pending = requests
-        .accounts
-        .len()
-        .saturating_sub(accounts.accounts.len());
+    let pending = requests.map_or(0, |requests| {
+        requests
+            .accounts
+            .len()
+            .saturating_sub(accounts.accounts.len())
+    });
+    if opening && pending == 0 {
+        session::set_opening_accounts(&session, false).await?;
+    }
     Ok(Overview {
         display_name: user.display_name,
         staff: false,
@@ -96,7 +114,10 @@ pub async fn open_account(form_key: String) -> Result<(), AppError> {
         .users::<serde_json::Value>(reqwest::Method::POST, &path, &call, None::<&()>)
         .await;
     match answer {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            let session = session::current_session().await?;
+            session::set_opening_accounts(&session, true).await
+        }
         Err(error) if error.code() == Some("too_many_accounts") => Err(AppError::Refused(format!(
             "you already have {MAX_ACCOUNTS} accounts, the most one customer may hold"
         ))),

@@ -52,9 +52,12 @@ pub async fn connect(url: &str) -> Result<PgPool, DatabaseError> {
             .map_err(|source| DatabaseError::Create { database, source })?;
     }
 
+    // No ping before every use (a round trip per page, for the session):
+    // a connection that died meanwhile fails one query and is dropped.
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(unreachable)?;

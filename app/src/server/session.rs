@@ -3,9 +3,11 @@
 //! The cookie carries only the session's id: `HttpOnly`, `SameSite=Lax`,
 //! and `Secure` when the site is served over https.
 //!
-//! User tokens live 15 minutes; [`signed_in`] renews one that is about to
-//! expire (the users service allows that up to 12 hours after logging in),
-//! so a person stays logged in while they use the site.
+//! User tokens live 15 minutes; [`signed_in`] renews one that is more than
+//! five minutes old (the users service allows that up to 12 hours after
+//! logging in), and the session lasts as long as its token: a person stays
+//! logged in while they use the site, and is logged out 10 to 15 minutes
+//! after their last request.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -24,13 +26,16 @@ use super::services::{CallFor, ServiceError, Services};
 use crate::error::AppError;
 
 const USER_KEY: &str = "user";
+const OPENING_KEY: &str = "opening_accounts";
 
 /// How long a session lasts without a request: a user token's lifetime,
 /// since only a token that has not expired yet can be renewed.
 const IDLE_TIMEOUT: time::Duration = time::Duration::minutes(15);
 
-/// Renew a user token when less than this is left of it.
-const RENEW_BEFORE: Duration = Duration::seconds(60);
+/// Renew a user token when less than this is left of it. A token can only
+/// be renewed before it expires, so this sets how long a person may be
+/// away: between 10 and 15 minutes.
+const RENEW_BEFORE: Duration = Duration::minutes(10);
 
 /// The person of a session, and the token the services know them by.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -142,6 +147,20 @@ pub async fn begin(session: &Session, user: &SessionUser) -> Result<(), AppError
     Ok(())
 }
 
+/// Whether this session asked for an account that has not opened yet.
+pub async fn is_opening_accounts(session: &Session) -> Result<bool, AppError> {
+    Ok(session.get::<bool>(OPENING_KEY).await?.unwrap_or(false))
+}
+
+pub async fn set_opening_accounts(session: &Session, opening: bool) -> Result<(), AppError> {
+    if opening {
+        session.insert(OPENING_KEY, true).await?;
+    } else {
+        session.remove::<bool>(OPENING_KEY).await?;
+    }
+    Ok(())
+}
+
 /// Ends the session on the server: the id is worth nothing afterwards.
 pub async fn end(session: &Session) -> Result<(), AppError> {
     session.flush().await?;
@@ -149,7 +168,7 @@ pub async fn end(session: &Session) -> Result<(), AppError> {
 }
 
 /// The person logged in to `session`, if any, with a user token good for
-/// at least another minute (renewed here when needed). A log-in the users
+/// at least another ten minutes (renewed here when needed). A log-in the users
 /// service will no longer renew ends the session.
 pub async fn user_of(
     session: &Session,

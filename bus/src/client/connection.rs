@@ -10,7 +10,7 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
+    MaybeTlsStream, WebSocketStream, connect_async_with_config,
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
 };
 
@@ -92,7 +92,8 @@ async fn open(config: &ClientConfig) -> Result<(Socket, i64), ClientError> {
             .map_err(|_| ClientError::Connect("the token is not a valid header value".into()))?;
         request.headers_mut().insert("authorization", value);
     }
-    let (mut socket, _) = connect_async(request)
+    // Nagle off: a publish or an ack leaves at once.
+    let (mut socket, _) = connect_async_with_config(request, None, true)
         .await
         .map_err(|e| ClientError::Connect(e.to_string()))?;
     let Some(registration) = &config.registration else {

@@ -9,6 +9,7 @@ mod query;
 pub mod subscription;
 pub mod writer;
 
+use axum::serve::ListenerExt;
 use std::{net::SocketAddr, sync::Arc};
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -121,6 +122,11 @@ pub async fn start(
     let task = tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
+            // Frames go out as they are written: no Nagle delay on a
+            // receipt or a delivery waiting for the peer's ack.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let served = axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
                 .await;

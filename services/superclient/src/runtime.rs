@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use bus::{
     client::{BusClient, ClientConfig},
     protocol::Mode,
@@ -133,6 +134,10 @@ pub async fn run<S: Service>(
         shutdown.clone(),
     ));
     let expiry = tokio::spawn(expire_requests::<S>(ctx.db().clone(), shutdown.clone()));
+    // Nagle off: answers leave as soon as they are written.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         http::router(ctx.clone()).into_make_service_with_connect_info::<SocketAddr>(),
@@ -185,9 +190,13 @@ async fn prepare_database<S: Service>(service: &S, url: &str) -> anyhow::Result<
         .await?;
     prepared?;
     setup.close().await?;
+    // No ping before every use: it was a round trip per query. A connection
+    // that died meanwhile fails its query, is dropped, and the work is
+    // retried as after any transient failure.
     Ok(PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
         .connect_with(options.options([("search_path", S::NAME)]))
         .await?)
 }
