@@ -8,6 +8,12 @@
 //! (`GET /live`), never to anyone else's. The page then asks for the new
 //! state through its server functions, so the note carries no money and
 //! a lost note costs nothing: each (re)connect makes the page catch up.
+//!
+//! The bus hands an event to the web server and to the services at the
+//! same time, so a note is sent only once the service the page will ask
+//! shows the change (the account at the event's version, the transfer
+//! decided), read with the person's own token; otherwise the page could
+//! fetch the state from just before it and stay there.
 
 use std::{
     collections::HashMap,
@@ -25,7 +31,7 @@ use axum::{
 };
 use bus::{
     client::{BusClient, ClientConfig},
-    protocol::{EventRecord, Mode},
+    protocol::{ConsistencyValue, EventRecord, Mode},
 };
 use events::{
     AcceptedTransaction, AccountCreated, ConfirmedCredit, ConfirmedDebit, DomainEvent,
@@ -47,6 +53,11 @@ use super::{
 /// How often an open socket hears from the server even when nothing
 /// happens, so that the browser can tell a dead connection from a quiet one.
 const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// How long a note waits for the services to show its change, and how
+/// often it looks.
+const SETTLE_LIMIT: Duration = Duration::from_secs(3);
+const SETTLE_POLL: Duration = Duration::from_millis(15);
 
 /// How often an open socket checks that its session still holds.
 const SESSION_CHECK: Duration = Duration::from_secs(60);
@@ -73,18 +84,42 @@ pub struct LiveHub {
 #[derive(Default)]
 struct Watchers {
     /// Username → its sockets' channel and how many sockets share it.
-    people: HashMap<String, (broadcast::Sender<Arc<str>>, usize)>,
+    people: HashMap<String, (broadcast::Sender<Arc<Note>>, usize)>,
     /// Account → owner, for the people in `people` only.
     owners: HashMap<i64, String>,
     /// Undecided transfer → whom its decision concerns (watched people only).
     transfers: HashMap<i64, Vec<String>>,
 }
 
+/// A note for a browser, and what must be true of the services' state
+/// before it is sent: the bus tells the web server of an event at the same
+/// time as it hands it to the services, so a page that asked at once could
+/// still read the state from before it.
+pub struct Note {
+    text: Arc<str>,
+    ready: Ready,
+}
+
+/// When a note's change can be read from the services.
+#[derive(Clone, Copy)]
+enum Ready {
+    Now,
+    /// The accounts service has applied the account's event `version`.
+    Account {
+        account_id: i64,
+        version: i64,
+    },
+    /// The transactions service knows the transfer.
+    TransferKnown(i64),
+    /// The transactions service has applied its decision.
+    TransferDecided(i64),
+}
+
 /// One open socket's subscription; dropping it stops the watching.
 pub struct Watch {
     hub: LiveHub,
     username: String,
-    pub notes: broadcast::Receiver<Arc<str>>,
+    pub notes: broadcast::Receiver<Arc<Note>>,
 }
 
 impl Drop for Watch {
@@ -153,7 +188,11 @@ impl LiveHub {
                     watchers
                         .owners
                         .insert(created.account_id, created.username.clone());
-                    watchers.tell(&created.username, &note("accounts", None));
+                    let ready = Ready::Account {
+                        account_id: created.account_id,
+                        version: 0,
+                    };
+                    watchers.tell(&created.username, &note("accounts", None, ready));
                 }
             }
             ConfirmedCredit::TYPE | ConfirmedDebit::TYPE => {
@@ -163,8 +202,14 @@ impl LiveHub {
                 }
                 if let Ok(movement) = serde_json::from_str::<Movement>(data)
                     && let Some(owner) = watchers.owners.get(&movement.account_id).cloned()
+                    && let ConsistencyValue::Explicit(version) = event.consistency.value
                 {
-                    watchers.tell(&owner, &note("account", Some(movement.account_id)));
+                    let ready = Ready::Account {
+                        account_id: movement.account_id,
+                        version,
+                    };
+                    let text = note("account", Some(movement.account_id), ready);
+                    watchers.tell(&owner, &text);
                 }
             }
             PendingTransaction::TYPE => {
@@ -175,7 +220,11 @@ impl LiveHub {
                     }
                     concerned.retain(|person| watchers.people.contains_key(person));
                     concerned.dedup();
-                    let text = note("transfer", Some(pending.transaction_id));
+                    let text = note(
+                        "transfer",
+                        Some(pending.transaction_id),
+                        Ready::TransferKnown(pending.transaction_id),
+                    );
                     for person in &concerned {
                         watchers.tell(person, &text);
                     }
@@ -192,7 +241,11 @@ impl LiveHub {
                 if let Ok(decision) = serde_json::from_str::<Decision>(data)
                     && let Some(concerned) = watchers.transfers.remove(&decision.transaction_id)
                 {
-                    let text = note("transfer", Some(decision.transaction_id));
+                    let text = note(
+                        "transfer",
+                        Some(decision.transaction_id),
+                        Ready::TransferDecided(decision.transaction_id),
+                    );
                     for person in &concerned {
                         watchers.tell(person, &text);
                     }
@@ -204,7 +257,7 @@ impl LiveHub {
 }
 
 impl Watchers {
-    fn tell(&self, username: &str, text: &Arc<str>) {
+    fn tell(&self, username: &str, text: &Arc<Note>) {
         if let Some((sender, _)) = self.people.get(username) {
             // No receiver means the last socket is closing: nothing to do.
             let _ = sender.send(text.clone());
@@ -213,10 +266,60 @@ impl Watchers {
 }
 
 /// A note as the browser reads it: `{"kind":"account","id":7}`.
-fn note(kind: &str, id: Option<i64>) -> Arc<str> {
-    serde_json::json!({ "kind": kind, "id": id })
-        .to_string()
-        .into()
+fn note(kind: &str, id: Option<i64>, ready: Ready) -> Arc<Note> {
+    Arc::new(Note {
+        text: serde_json::json!({ "kind": kind, "id": id })
+            .to_string()
+            .into(),
+        ready,
+    })
+}
+
+/// Waits (a little) until the services show what `ready` says, as the
+/// person would read it; sends the note anyway after [`SETTLE_LIMIT`].
+async fn settled(services: &Services, user: &SessionUser, ready: Ready) {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: i64,
+    }
+    #[derive(Deserialize)]
+    struct Status {
+        status: String,
+    }
+    let call = user.call();
+    let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
+    loop {
+        let done = match ready {
+            Ready::Now => true,
+            Ready::Account {
+                account_id,
+                version,
+            } => services
+                .accounts::<Versioned>(
+                    Method::GET,
+                    &format!("/accounts/{account_id}"),
+                    &call,
+                    None::<&()>,
+                )
+                .await
+                .is_ok_and(|account| account.version >= version),
+            Ready::TransferKnown(id) | Ready::TransferDecided(id) => services
+                .transactions::<Status>(
+                    Method::GET,
+                    &format!("/transfers/{id}"),
+                    &call,
+                    None::<&()>,
+                )
+                .await
+                .is_ok_and(|transfer| {
+                    matches!(ready, Ready::TransferKnown(_)) || transfer.status != "pending"
+                }),
+        };
+        if done || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
 }
 
 /// Observes the bus until `shutdown`, feeding `hub`. The client reconnects
@@ -287,9 +390,10 @@ pub async fn socket(
     let signed_in = SignedIn {
         store: state.sessions.clone(),
         id,
-        username: user.username,
+        user,
     };
-    upgrade.on_upgrade(move |socket| serve(socket, watch, signed_in))
+    let services = state.services.clone();
+    upgrade.on_upgrade(move |socket| serve(socket, watch, signed_in, services))
 }
 
 /// The session a socket serves, checked again now and then: the socket
@@ -297,7 +401,7 @@ pub async fn socket(
 struct SignedIn {
     store: PostgresStore,
     id: Id,
-    username: String,
+    user: SessionUser,
 }
 
 async fn own_accounts(
@@ -311,14 +415,24 @@ async fn own_accounts(
     Ok(list.accounts.iter().map(|a| a.account_id).collect())
 }
 
-async fn serve(mut socket: WebSocket, mut watch: Watch, signed_in: SignedIn) {
+async fn serve(
+    mut socket: WebSocket,
+    mut watch: Watch,
+    mut signed_in: SignedIn,
+    services: Services,
+) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut session_check = tokio::time::interval(SESSION_CHECK);
     loop {
-        let text: Arc<str> = tokio::select! {
-            _ = heartbeat.tick() => note("heartbeat", None),
+        let note: Arc<Note> = tokio::select! {
+            _ = heartbeat.tick() => note("heartbeat", None, Ready::Now),
             _ = session_check.tick() => {
-                if session::still_signed_in(&signed_in.store, &signed_in.id, &signed_in.username).await {
+                if let Some(user) = session::signed_in_user(&signed_in.store, &signed_in.id)
+                    .await
+                    .filter(|user| user.username == signed_in.user.username)
+                {
+                    // The session's token, renewed by the person's requests.
+                    signed_in.user = user;
                     continue;
                 }
                 let _ = socket.send(Message::Close(Some(CloseFrame {
@@ -328,8 +442,8 @@ async fn serve(mut socket: WebSocket, mut watch: Watch, signed_in: SignedIn) {
                 break;
             }
             note_or_lag = watch.notes.recv() => match note_or_lag {
-                Ok(text) => text,
-                Err(broadcast::error::RecvError::Lagged(_)) => note("catch_up", None),
+                Ok(note) => note,
+                Err(broadcast::error::RecvError::Lagged(_)) => note("catch_up", None, Ready::Now),
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             incoming = socket.recv() => match incoming {
@@ -337,8 +451,9 @@ async fn serve(mut socket: WebSocket, mut watch: Watch, signed_in: SignedIn) {
                 Some(Ok(_)) => continue,
             },
         };
+        settled(&services, &signed_in.user, note.ready).await;
         if socket
-            .send(Message::Text(text.as_ref().into()))
+            .send(Message::Text(note.text.as_ref().into()))
             .await
             .is_err()
         {

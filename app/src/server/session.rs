@@ -109,19 +109,16 @@ pub fn layer(store: PostgresStore, secure_cookies: bool) -> SessionManagerLayer<
         .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT))
 }
 
-/// Whether the session `id` still holds `username` with a user token that
-/// has not expired, read afresh from the store (a log-out elsewhere, or an
-/// idle session's end, shows here).
-pub async fn still_signed_in(store: &PostgresStore, id: &Id, username: &str) -> bool {
-    let Ok(Some(record)) = store.load(id).await else {
-        return false;
-    };
-    record.expiry_date > time::OffsetDateTime::now_utc()
-        && record
-            .data
-            .get(USER_KEY)
-            .and_then(|user| serde_json::from_value::<SessionUser>(user.clone()).ok())
-            .is_some_and(|user| user.username == username && user.expires_at > Utc::now())
+/// The person of the session `id` with a user token that has not expired,
+/// read afresh from the store (a log-out elsewhere, or an idle session's
+/// end, shows here).
+pub async fn signed_in_user(store: &PostgresStore, id: &Id) -> Option<SessionUser> {
+    let record = store.load(id).await.ok()??;
+    if record.expiry_date <= time::OffsetDateTime::now_utc() {
+        return None;
+    }
+    let user: SessionUser = serde_json::from_value(record.data.get(USER_KEY)?.clone()).ok()?;
+    (user.expires_at > Utc::now()).then_some(user)
 }
 
 /// The session of the request a server function is answering.

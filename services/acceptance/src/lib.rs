@@ -7,7 +7,9 @@
 //!
 //! The binaries are taken from the target directory this crate was built
 //! into: build them first (`cargo build -p bus -p users -p accounts
-//! -p transactions`, with `--release` for the benchmark); `./dev test` does.
+//! -p transactions`, with `--release` for the benchmark, and `cargo build
+//! -p app --features ssr --bin ledgerline` for the web server's test);
+//! `./dev test` does.
 
 mod api;
 mod bank;

@@ -49,7 +49,7 @@ fn binary(name: &str) -> PathBuf {
     let path = directory.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it first: `cargo build [--release] -p bus -p users -p accounts -p transactions`",
+        "{} is missing: build it first: `cargo build [--release] -p bus -p users -p accounts -p transactions` (and `-p app --features ssr --bin ledgerline` for the web server)",
         path.display()
     );
     path
@@ -109,6 +109,34 @@ impl Process {
         Self::spawn(binary(service.name()), env)
     }
 
+    /// The web server (`ledgerline`, built with `--features ssr`) serving
+    /// this bank as separate processes, with its own caller and bus tokens.
+    pub fn web(database_url: &str, bank: &crate::Bank) -> Self {
+        let url = |process: &Process| process.http_base();
+        let accounts = bank.accounts.first().expect("an accounts instance");
+        let site = std::env::temp_dir().join(format!("ledgerline-site-{}", uuid::Uuid::now_v7()));
+        Self::spawn(
+            binary("ledgerline"),
+            vec![
+                ("DATABASE_URL".into(), database_url.into()),
+                ("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into()),
+                ("LEPTOS_SITE_ROOT".into(), path(site)),
+                ("USERS_URL".into(), url(&bank.users)),
+                ("ACCOUNTS_URL".into(), url(accounts)),
+                ("TRANSACTIONS_URL".into(), url(&bank.transactions)),
+                ("BUS_URL".into(), bank.bus.bus_url()),
+                (
+                    "CALLER_TOKEN_FILE".into(),
+                    path(bank.trust.files.caller_token("web")),
+                ),
+                (
+                    "BUS_TOKEN_FILE".into(),
+                    path(bank.trust.files.bus_token("web")),
+                ),
+            ],
+        )
+    }
+
     fn spawn(program: PathBuf, env: Vec<(String, String)>) -> Self {
         // Nothing of the developer's own environment leaks in.
         let mut child = Command::new(&program)
@@ -127,10 +155,13 @@ impl Process {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("read the first line");
+        // `NAME listening on ADDRESS`, or the web server's `Ledgerline is up at http://ADDRESS`.
         let address = line
             .trim()
             .split_once(" listening on ")
-            .map(|(_, address)| address.to_owned())
+            .map(|(_, address)| address)
+            .or_else(|| line.trim().strip_prefix("Ledgerline is up at http://"))
+            .map(str::to_owned)
             .unwrap_or_else(|| panic!("{} did not start: {line:?}", program.display()));
         Self {
             child,

@@ -1,0 +1,139 @@
+//! The web server serving a bank that runs as separate processes: the real
+//! `ledgerline` binary, pointed at the real bus and services with its own
+//! caller and bus tokens, used as a browser without JavaScript uses it.
+
+use acceptance::{Bank, PASSWORD, Process, eventually};
+use reqwest::{
+    StatusCode,
+    header::{ACCEPT, COOKIE, LOCATION, ORIGIN, SET_COOKIE},
+};
+use rust_decimal::Decimal;
+
+/// A browser without JavaScript: forms posted, redirects not followed, the
+/// session cookie kept.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(web: &Process) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+            base: web.http_base(),
+            cookie: None,
+        }
+    }
+
+    /// Posts a form to a server function; answers the redirect's target.
+    async fn post(&mut self, function: &str, form: &[(&str, &str)]) -> String {
+        let mut request = self
+            .http
+            .post(format!("{}/api/{function}", self.base))
+            .header(ORIGIN, &self.base)
+            .header(ACCEPT, "text/html")
+            .form(form);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        let response = request.send().await.expect("the web server answers");
+        assert_eq!(response.status(), StatusCode::FOUND, "{function}");
+        if let Some(cookie) = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("ledgerline_session="))
+        {
+            self.cookie = cookie.split(';').next().map(str::to_owned);
+        }
+        let target = response.headers()[LOCATION]
+            .to_str()
+            .expect("a location")
+            .to_owned();
+        assert!(!target.contains("__err"), "{function} failed: {target}");
+        target
+    }
+
+    async fn page(&self, path: &str) -> (StatusCode, String) {
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(ACCEPT, "text/html");
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        let response = request.send().await.expect("the web server answers");
+        (response.status(), response.text().await.expect("a page"))
+    }
+}
+
+/// The first account number linked from the overview, once it is open.
+fn first_account(page: &str) -> Option<i64> {
+    let start = page.find("href=\"/accounts/")? + "href=\"/accounts/".len();
+    let digits: String = page[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[tokio::test]
+async fn the_web_server_serves_a_bank_that_runs_as_separate_processes() {
+    let bank = Bank::start().await;
+    let web = Process::web(&bank.db.url, &bank);
+    let mut browser = Browser::new(&web);
+
+    let username = "separate_web";
+    let form_key = uuid::Uuid::now_v7().to_string();
+    let landed = browser
+        .post(
+            "sign_up",
+            &[
+                ("username", username),
+                ("display_name", "Separate Web"),
+                ("password", PASSWORD),
+                ("form_key", &form_key),
+            ],
+        )
+        .await;
+    assert_eq!(landed, "/accounts");
+
+    let account = eventually("the first account shows on the overview", || async {
+        first_account(&browser.page("/accounts").await.1)
+    })
+    .await;
+
+    let deposit_key = uuid::Uuid::now_v7().to_string();
+    let account_text = account.to_string();
+    browser
+        .post(
+            "deposit",
+            &[
+                ("account_id", &account_text),
+                ("amount", "25.00"),
+                ("note", "Through the web server"),
+                ("form_key", &deposit_key),
+            ],
+        )
+        .await;
+
+    let (status, page) = browser.page(&format!("/accounts/{account}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("£25.00"), "the balance shows");
+    assert!(
+        page.contains("Through the web server"),
+        "the statement shows"
+    );
+    // The money is in the bank itself, not only on the page.
+    assert_eq!(bank.balance(username, account).await, Decimal::new(2500, 2));
+
+    // Without a session the same page sends to the log-in.
+    let anonymous = Browser::new(&web);
+    let (status, _) = anonymous.page(&format!("/accounts/{account}")).await;
+    assert_eq!(status, StatusCode::FOUND);
+}
