@@ -43,6 +43,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tower_sessions::{Session, session::Id};
 use tower_sessions_sqlx_store::PostgresStore;
+use trust::scopes::WEB;
 
 use super::{
     services::Services,
@@ -64,16 +65,6 @@ const SESSION_CHECK: Duration = Duration::from_secs(60);
 
 /// Notes waiting for one slow browser before it is told to catch up instead.
 const BACKLOG: usize = 64;
-
-/// The event types the web server observes (its bus scope's).
-const OBSERVED: &[&str] = &[
-    AccountCreated::TYPE,
-    ConfirmedCredit::TYPE,
-    ConfirmedDebit::TYPE,
-    PendingTransaction::TYPE,
-    AcceptedTransaction::TYPE,
-    RejectedTransaction::TYPE,
-];
 
 /// Who is watching, and what of theirs to watch. Cheap to clone.
 #[derive(Clone, Default)]
@@ -333,7 +324,8 @@ pub async fn observe(
     let (client, mut events) = BusClient::connect(
         ClientConfig::new(bus_url)
             .token(bus_token)
-            .register("web", OBSERVED, Mode::Observe),
+            // Everything its scope may read: the scope table is the one list.
+            .register(WEB.name, WEB.read, Mode::Observe),
     )
     .await?;
     loop {
