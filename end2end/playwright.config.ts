@@ -8,6 +8,8 @@ export default defineConfig({
   timeout: 30_000,
   expect: { timeout: 10_000 },
   fullyParallel: false,
+  // One worker: the staff tests read bank-wide totals before and after.
+  workers: 1,
   forbidOnly: !!process.env.CI,
   retries: 0,
   globalSetup: './global-setup.ts',

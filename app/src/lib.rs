@@ -13,6 +13,8 @@
 //! - [`transfer`]: paying someone, with a review step, and the transfer's
 //!   live status; [`transfers`]: the list.
 //! - [`live`]: the socket that makes pages update themselves.
+//! - [`staff`]: the staff console: the event browser, key histories,
+//!   traces, time travel, reports and the system page.
 //! - [`forms`], [`pages`], [`money`], [`error`]: what the pages share.
 //! - `server` (ssr only): the web server: database, the embedded bank,
 //!   sessions, the services, the live hub, protections, routes.
@@ -28,6 +30,7 @@ pub mod movements;
 pub mod overview;
 pub mod pages;
 pub mod shell;
+pub mod staff;
 pub mod statement;
 pub mod status;
 pub mod transfer;

@@ -11,6 +11,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use app::server::{
+    bus_staff::BusStaff,
     database,
     demo::{self, DemoLogins},
     embedded::{self, EmbeddedBank},
@@ -51,12 +52,15 @@ struct Cli {
 #[derive(clap::Args)]
 struct BankArgs {
     /// The users service of a separately running bank (with the others below).
-    #[arg(long, env = "USERS_URL", global = true, requires_all = ["accounts_url", "transactions_url", "bus_url", "caller_token_file", "bus_token_file"])]
+    #[arg(long, env = "USERS_URL", global = true, requires_all = ["accounts_url", "transactions_url", "reporting_url", "bus_url", "caller_token_file", "bus_token_file", "staff_bus_token_file"])]
     users_url: Option<String>,
     #[arg(long, env = "ACCOUNTS_URL", global = true)]
     accounts_url: Option<String>,
     #[arg(long, env = "TRANSACTIONS_URL", global = true)]
     transactions_url: Option<String>,
+    /// The reporting service, which the staff console reads.
+    #[arg(long, env = "REPORTING_URL", global = true)]
+    reporting_url: Option<String>,
     /// The bus's WebSocket address, observed for live updates.
     #[arg(long, env = "BUS_URL", global = true)]
     bus_url: Option<String>,
@@ -66,6 +70,9 @@ struct BankArgs {
     /// The web server's bus token, scoped to observing.
     #[arg(long, env = "BUS_TOKEN_FILE", global = true)]
     bus_token_file: Option<PathBuf>,
+    /// The staff console's bus token, with the staff right (parked events).
+    #[arg(long, env = "STAFF_BUS_TOKEN_FILE", global = true)]
+    staff_bus_token_file: Option<PathBuf>,
     /// Where the embedded bank keeps its tokens, keys and demo log-ins.
     #[arg(
         long,
@@ -166,7 +173,7 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
         .leptos_options;
     let pool = database::connect(database_url).await?;
 
-    let (embedded, services, bus_url, bus_token, demo_logins) = match &args.users_url {
+    let (embedded, services, bus_url, bus_token, staff_token, demo_logins) = match &args.users_url {
         Some(users) => {
             let read = |path: &Option<PathBuf>| -> anyhow::Result<String> {
                 let path = path
@@ -179,10 +186,15 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
                 users: users.clone(),
                 accounts: args.accounts_url.clone().unwrap_or_default(),
                 transactions: args.transactions_url.clone().unwrap_or_default(),
+                reporting: args.reporting_url.clone().unwrap_or_default(),
             };
             let services = Services::new(urls, read(&args.caller_token_file)?);
             let bus_url = args.bus_url.clone().unwrap_or_default();
-            (None, services, bus_url, read(&args.bus_token_file)?, None)
+            let (bus_token, staff_token) = (
+                read(&args.bus_token_file)?,
+                read(&args.staff_bus_token_file)?,
+            );
+            (None, services, bus_url, bus_token, staff_token, None)
         }
         None => {
             let trust_dir = args.state_dir.join("trust");
@@ -197,11 +209,20 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
                     .await
                     .context("could not seed the demo data")?;
             }
-            (Some(bank), services, bus_url, bus_token, Some(logins))
+            let staff_token = bank.staff_bus_token.clone();
+            (
+                Some(bank),
+                services,
+                bus_url,
+                bus_token,
+                staff_token,
+                Some(logins),
+            )
         }
     };
 
     let hub = LiveHub::default();
+    let bus_staff = BusStaff::new(&bus_url, staff_token);
     let stop_observing = tokio_util::sync::CancellationToken::new();
     let observer = tokio::spawn(live::observe(
         bus_url,
@@ -216,6 +237,7 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
         services,
         live: hub,
         sessions: sessions.clone(),
+        bus_staff,
     };
 
     let listener = tokio::net::TcpListener::bind(leptos_options.site_addr)

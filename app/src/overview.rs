@@ -165,6 +165,7 @@ fn StaffNote(overview: Overview) -> impl IntoView {
         <section class="card">
             <h1>"Hello, " {overview.display_name}</h1>
             <p>"You are logged in as bank staff. Staff hold no accounts of their own."</p>
+            <p><a href="/staff/events">"Open the staff console"</a></p>
         </section>
     }
 }

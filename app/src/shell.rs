@@ -14,6 +14,10 @@ use crate::{
     live::{LiveTick, LiveUpdates},
     overview::OverviewPage,
     pages::NotFound,
+    staff::{
+        browser::EventBrowserPage, event::EventPage, history::KeyHistoryPage, reports::ReportsPage,
+        system::SystemPage, time_travel::TimeTravelPage, trace::TracePage,
+    },
     transfer::{TransferPage, TransferStatusPage},
     transfers::TransfersPage,
 };
@@ -131,6 +135,25 @@ pub fn App() -> impl IntoView {
                         view=TransferStatusPage
                         ssr=SsrMode::Async
                     />
+                    <Route path=(StaticSegment("staff"), StaticSegment("events")) view=EventBrowserPage ssr=SsrMode::Async />
+                    <Route
+                        path=(StaticSegment("staff"), StaticSegment("events"), ParamSegment("position"))
+                        view=EventPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("staff"), StaticSegment("keys"), ParamSegment("key"))
+                        view=KeyHistoryPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=(StaticSegment("staff"), StaticSegment("traces"), ParamSegment("id"))
+                        view=TracePage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=(StaticSegment("staff"), StaticSegment("time-travel")) view=TimeTravelPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("staff"), StaticSegment("reports")) view=ReportsPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("staff"), StaticSegment("system")) view=SystemPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>
@@ -140,11 +163,23 @@ pub fn App() -> impl IntoView {
 #[component]
 fn SignedInNav(user: UserSummary, log_out: ServerAction<LogOut>) -> impl IntoView {
     view! {
-        <nav aria-label="Main">
-            <A href="/accounts">"Accounts"</A>
-            <A href="/transfer">"Pay someone"</A>
-            <A href="/transfers">"Transfers"</A>
-        </nav>
+        {if user.staff {
+            view! {
+                <nav aria-label="Main">
+                    <A href="/staff/events">"Staff console"</A>
+                </nav>
+            }
+            .into_any()
+        } else {
+            view! {
+                <nav aria-label="Main">
+                    <A href="/accounts">"Accounts"</A>
+                    <A href="/transfer">"Pay someone"</A>
+                    <A href="/transfers">"Transfers"</A>
+                </nav>
+            }
+            .into_any()
+        }}
         <div class="who">
             <span class="who-name">{user.display_name}</span>
             <ActionForm action=log_out>

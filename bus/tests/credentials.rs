@@ -67,6 +67,84 @@ async fn without_credentials_the_bus_does_not_start_unless_told_it_is_insecure()
         .expect("an insecure bus lets anyone in");
     let receipt = raw.publish("A", "k", json!("*"), json!({})).await;
     assert_eq!(receipt["status"], "success");
+    // Every connection of an insecure bus has the same name.
+    let published_by: Option<String> =
+        sqlx::query_scalar("SELECT published_by FROM bus.events WHERE position = 1")
+            .fetch_one(&db.pool().await)
+            .await
+            .unwrap();
+    let published_by = published_by.expect("recorded");
+    assert!(
+        published_by.starts_with("insecure@127.0.0.1:"),
+        "{published_by}"
+    );
+}
+
+/// The port of a `published_by`, which must be `NAME@127.0.0.1:PORT`.
+fn published_from(name: &str, published_by: &Value) -> u16 {
+    let text = published_by
+        .as_str()
+        .unwrap_or_else(|| panic!("published_by is a string: {published_by}"));
+    let port = text
+        .strip_prefix(&format!("{name}@127.0.0.1:"))
+        .unwrap_or_else(|| panic!("published by {name} over loopback: {text}"));
+    port.parse()
+        .unwrap_or_else(|_| panic!("a port after the address: {text}"))
+}
+
+#[tokio::test]
+async fn every_event_says_which_credential_and_connection_published_it() {
+    let db = TestDb::new().await;
+    let path = credentials_file();
+    let bus = BusProcess::start(&db, &["--credentials", path.to_str().unwrap()]);
+    let mut web = connect(&bus, WEB).await;
+    web.register("web", &["ConfirmedDebit"], "observe").await;
+
+    let mut accounts = connect(&bus, ACCOUNTS).await;
+    let receipt = accounts
+        .publish("ConfirmedDebit", "acc-1", json!(0), json!({}))
+        .await;
+    assert_eq!(receipt["status"], "success");
+    let delivered = web.event().await;
+    let first_port = published_from("accounts", &delivered["published_by"]);
+
+    // Another instance of the same service: same name, its own port.
+    let mut other = connect(&bus, ACCOUNTS).await;
+    let receipt = other
+        .publish("ConfirmedDebit", "acc-1", json!(1), json!({}))
+        .await;
+    assert_eq!(receipt["status"], "success");
+    let delivered_second = web.event().await;
+    let second_port = published_from("accounts", &delivered_second["published_by"]);
+    assert_ne!(first_port, second_port, "two connections, two ports");
+
+    // A query answers with what was delivered, read back from the log.
+    web.send(json!({"message_type": "query", "request_id": "q-who",
+                    "event_types": ["ConfirmedDebit"], "after_position": 0}))
+        .await;
+    let rebuild = web.recv().await;
+    assert_eq!(rebuild["message_type"], "rebuild", "{rebuild}");
+    let queried = rebuild["events"].as_array().expect("events");
+    assert_eq!(queried.len(), 2, "{rebuild}");
+    assert_eq!(queried[0]["published_by"], delivered["published_by"]);
+    assert_eq!(queried[1]["published_by"], delivered_second["published_by"]);
+    assert_eq!(web.recv().await["message_type"], "rebuild_complete");
+
+    // An event stored before the bus recorded publishers reads as null.
+    sqlx::query("UPDATE bus.events SET published_by = NULL WHERE position = 1")
+        .execute(&db.pool().await)
+        .await
+        .unwrap();
+    web.send(json!({"message_type": "query", "request_id": "q-old",
+                    "event_types": ["ConfirmedDebit"], "after_position": 0, "limit": 1}))
+        .await;
+    let rebuild = web.recv().await;
+    let old = &rebuild["events"][0];
+    assert_eq!(old["position"], 1, "{rebuild}");
+    assert!(
+        old.get("published_by").is_some_and(Value::is_null),
+        "present and null: {old}"
+    );
 }
 
 #[tokio::test]

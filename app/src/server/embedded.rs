@@ -1,4 +1,5 @@
-//! The one-command bank: the bus and one instance of each service, started
+//! The one-command bank: the bus and one instance of each service (users,
+//! accounts, transactions, reporting), started
 //! inside the web server's process. Each still speaks its real protocol on
 //! loopback (the services reach the bus over its WebSocket, the web server
 //! reaches the services over HTTP), with a full set of tokens and keys, so
@@ -33,6 +34,7 @@ pub struct EmbeddedBank {
     pub bus_url: String,
     pub caller_token: String,
     pub web_bus_token: String,
+    pub staff_bus_token: String,
     bus: RunningBus,
     services: Vec<JoinHandle<anyhow::Result<()>>>,
     shutdown: CancellationToken,
@@ -52,7 +54,7 @@ pub fn trust_bundle(dir: &Path) -> anyhow::Result<Bundle> {
 }
 
 impl EmbeddedBank {
-    /// Starts the bus, then the three services, and waits until each has
+    /// Starts the bus, then the four services, and waits until each has
     /// rebuilt from the log and listens.
     pub async fn start(
         database_url: &str,
@@ -106,26 +108,38 @@ impl EmbeddedBank {
             &shutdown,
         );
         services.push(transactions_task);
+        let (reporting_task, reporting_at) =
+            spawn(reporting::Reporting, settings("reporting"), &shutdown);
+        services.push(reporting_task);
 
         let mut bank = Self {
             urls: ServiceUrls {
                 users: String::new(),
                 accounts: String::new(),
                 transactions: String::new(),
+                reporting: String::new(),
             },
             bus_url: bus_url.clone(),
             caller_token: bundle.caller_token("web").to_owned(),
             web_bus_token: bundle.bus_token("web").to_owned(),
+            staff_bus_token: bundle.bus_token("staff").to_owned(),
             bus,
             services,
             shutdown,
         };
-        match (users_at.await, accounts_at.await, transactions_at.await) {
-            (Ok(users), Ok(accounts), Ok(transactions)) => {
+        let started = (
+            users_at.await,
+            accounts_at.await,
+            transactions_at.await,
+            reporting_at.await,
+        );
+        match started {
+            (Ok(users), Ok(accounts), Ok(transactions), Ok(reporting)) => {
                 bank.urls = ServiceUrls {
                     users: format!("http://{users}"),
                     accounts: format!("http://{accounts}"),
                     transactions: format!("http://{transactions}"),
+                    reporting: format!("http://{reporting}"),
                 };
                 Ok(bank)
             }

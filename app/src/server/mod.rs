@@ -2,6 +2,8 @@
 //! it talks to (embedded or separate), sessions, the live socket, and the
 //! HTTP routes besides the Leptos pages.
 
+pub mod audit;
+pub mod bus_staff;
 pub mod database;
 pub mod demo;
 pub mod embedded;
@@ -12,6 +14,8 @@ pub mod protection;
 pub mod routes;
 pub mod services;
 pub mod session;
+pub mod staff_export;
+pub mod staff_query;
 pub mod state;
 pub mod statement_csv;
 pub mod wire;

@@ -8,7 +8,7 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 use tower_sessions_sqlx_store::PostgresStore;
 
-use super::{health::health, live, protection, state::AppState, statement_csv};
+use super::{health::health, live, protection, staff_export, state::AppState, statement_csv};
 use crate::{App, shell};
 
 pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> Router {
@@ -20,6 +20,9 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
             "/accounts/{account_id}/statement.csv",
             get(statement_csv::download),
         )
+        .route("/staff/events.csv", get(staff_export::events_csv))
+        .route("/staff/events.json", get(staff_export::events_json))
+        .route("/staff/reports/{file}", get(staff_export::report))
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

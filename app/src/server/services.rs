@@ -17,6 +17,7 @@ pub struct ServiceUrls {
     pub users: String,
     pub accounts: String,
     pub transactions: String,
+    pub reporting: String,
 }
 
 /// What went wrong calling a service.
@@ -70,10 +71,12 @@ pub struct CallFor<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-/// The three services behind one HTTP client. Cheap to clone.
+/// The services behind one HTTP client. Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
     http: reqwest::Client,
+    /// Without the overall timeout: an export streams for as long as it takes.
+    streaming: reqwest::Client,
     urls: ServiceUrls,
     caller_token: String,
 }
@@ -84,8 +87,13 @@ impl Services {
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .expect("a plain HTTP client builds");
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("a plain HTTP client builds");
         Self {
             http,
+            streaming,
             urls,
             caller_token,
         }
@@ -133,6 +141,45 @@ impl Services {
             body,
         )
         .await
+    }
+
+    /// The reporting service: staff only, read only.
+    pub async fn reporting<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        call: &CallFor<'_>,
+    ) -> Result<T, ServiceError> {
+        self.call(
+            "reporting",
+            &self.urls.reporting,
+            Method::GET,
+            path,
+            call,
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// A reporting answer as it comes, for streaming it on (exports).
+    pub async fn reporting_stream(
+        &self,
+        path: &str,
+        call: &CallFor<'_>,
+    ) -> Result<reqwest::Response, ServiceError> {
+        let unreachable = |source| ServiceError::Unreachable {
+            service: "reporting",
+            source,
+        };
+        let request = self
+            .streaming
+            .get(format!("{}{path}", self.urls.reporting))
+            .bearer_auth(&self.caller_token);
+        let response = with_call(request, call).send().await.map_err(unreachable)?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(api_error("reporting", response).await)
+        }
     }
 
     /// Calls, and while a change with the same idempotency key is still
@@ -183,26 +230,31 @@ impl Services {
             request = request.json(body);
         }
         let response = request.send().await.map_err(unreachable)?;
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return response.json().await.map_err(unreachable);
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.parse().ok());
-        let (code, message) = match response.json::<ErrorBody>().await {
-            Ok(body) => (body.error.code, body.error.message),
-            Err(_) => ("unexpected".to_owned(), format!("HTTP {status}")),
-        };
-        Err(ServiceError::Api {
-            service,
-            status,
-            code,
-            message,
-            retry_after,
-        })
+        Err(api_error(service, response).await)
+    }
+}
+
+/// The error a service answered with.
+async fn api_error(service: &'static str, response: reqwest::Response) -> ServiceError {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse().ok());
+    let (code, message) = match response.json::<ErrorBody>().await {
+        Ok(body) => (body.error.code, body.error.message),
+        Err(_) => ("unexpected".to_owned(), format!("HTTP {status}")),
+    };
+    ServiceError::Api {
+        service,
+        status,
+        code,
+        message,
+        retry_after,
     }
 }
 

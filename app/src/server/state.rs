@@ -6,7 +6,7 @@ use leptos::server_fn::error::ServerFnErrorErr;
 use sqlx::PgPool;
 use tower_sessions_sqlx_store::PostgresStore;
 
-use super::{live::LiveHub, services::Services};
+use super::{bus_staff::BusStaff, live::LiveHub, services::Services};
 use crate::error::AppError;
 
 #[derive(Clone, FromRef)]
@@ -16,6 +16,7 @@ pub struct AppState {
     pub services: Services,
     pub live: LiveHub,
     pub sessions: PostgresStore,
+    pub bus_staff: BusStaff,
 }
 
 fn state() -> Result<AppState, AppError> {
@@ -29,6 +30,16 @@ fn state() -> Result<AppState, AppError> {
 /// The database pool, from inside a server function or a render.
 pub fn pool() -> Result<PgPool, AppError> {
     state().map(|state| state.pool)
+}
+
+/// The bus's staff endpoints, from inside a server function.
+pub fn bus_staff() -> Result<BusStaff, AppError> {
+    state().map(|state| state.bus_staff)
+}
+
+/// The live hub (the newest event seen), from inside a server function.
+pub fn live_hub() -> Result<LiveHub, AppError> {
+    state().map(|state| state.live)
 }
 
 /// The banking services, from inside a server function or a render.

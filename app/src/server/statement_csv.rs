@@ -123,7 +123,7 @@ pub async fn download(
 }
 
 /// A description a spreadsheet will show as text, never run as a formula.
-fn spreadsheet_safe(text: &str) -> String {
+pub(crate) fn spreadsheet_safe(text: &str) -> String {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

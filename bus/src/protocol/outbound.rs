@@ -120,6 +120,12 @@ pub struct EventRecord {
     #[serde(with = "timestamp")]
     pub timestamp: DateTime<Utc>,
     pub data: Box<RawValue>,
+    /// (1.2) Who published it: the publishing connection's credential name
+    /// and peer address, `NAME@IP:PORT` (`accounts@127.0.0.1:53122`).
+    /// Always sent, `null` for events stored before the bus recorded it;
+    /// absent from an older bus's frames, which read as `None`.
+    #[serde(default)]
+    pub published_by: Option<String>,
 }
 
 impl PartialEq for EventRecord {
@@ -132,6 +138,7 @@ impl PartialEq for EventRecord {
             && self.causation_id == other.causation_id
             && self.timestamp == other.timestamp
             && self.data.get() == other.data.get()
+            && self.published_by == other.published_by
     }
 }
 
@@ -147,7 +154,7 @@ pub struct EventFrame<'a> {
 impl Serialize for EventFrame<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let event = self.event;
-        let mut frame = serializer.serialize_struct("EventFrame", 10)?;
+        let mut frame = serializer.serialize_struct("EventFrame", 11)?;
         frame.serialize_field("position", &event.position)?;
         frame.serialize_field("event_id", &event.event_id)?;
         frame.serialize_field("event_type", &event.event_type)?;
@@ -156,6 +163,7 @@ impl Serialize for EventFrame<'_> {
         frame.serialize_field("causation_id", &event.causation_id)?;
         frame.serialize_field("timestamp", &format_timestamp(event.timestamp))?;
         frame.serialize_field("data", &event.data)?;
+        frame.serialize_field("published_by", &event.published_by)?;
         frame.serialize_field("delivery", &self.delivery)?;
         if self.skipped {
             frame.serialize_field("skipped", &true)?;
@@ -188,6 +196,8 @@ impl<'de> Deserialize<'de> for DeliveredEvent {
             #[serde(with = "timestamp")]
             timestamp: DateTime<Utc>,
             data: Box<RawValue>,
+            #[serde(default)]
+            published_by: Option<String>,
             delivery: u32,
             #[serde(default)]
             skipped: bool,
@@ -203,6 +213,7 @@ impl<'de> Deserialize<'de> for DeliveredEvent {
                 causation_id: wire.causation_id,
                 timestamp: wire.timestamp,
                 data: wire.data,
+                published_by: wire.published_by,
             },
             delivery: wire.delivery,
             skipped: wire.skipped,
@@ -307,6 +318,7 @@ mod tests {
                 .unwrap()
                 .to_utc(),
             data: RawValue::from_string(r#"{"amount":"30.00"}"#.into()).unwrap(),
+            published_by: Some("accounts@127.0.0.1:53122".into()),
         }
     }
 
@@ -321,7 +333,7 @@ mod tests {
         .to_json();
         assert_eq!(
             json,
-            r#"{"message_type":"event","position":1241,"event_id":"0193a7c0-0000-7000-8000-000000000001","event_type":"ConfirmedDebit","consistency":{"key":"acc-7","value":4},"correlation_id":"0193a7c0-0000-7000-8000-000000000002","causation_id":null,"timestamp":"2026-11-28T09:15:40.123456Z","data":{"amount":"30.00"},"delivery":2}"#
+            r#"{"message_type":"event","position":1241,"event_id":"0193a7c0-0000-7000-8000-000000000001","event_type":"ConfirmedDebit","consistency":{"key":"acc-7","value":4},"correlation_id":"0193a7c0-0000-7000-8000-000000000002","causation_id":null,"timestamp":"2026-11-28T09:15:40.123456Z","data":{"amount":"30.00"},"published_by":"accounts@127.0.0.1:53122","delivery":2}"#
         );
         let back: DeliveredEvent = serde_json::from_str(&json).unwrap();
         assert_eq!(back.event, event);
@@ -338,6 +350,46 @@ mod tests {
         );
         let back: DeliveredEvent = serde_json::from_str(&skipped).unwrap();
         assert!(back.skipped);
+    }
+
+    #[test]
+    fn published_by_is_null_when_unknown_and_may_be_absent_from_older_buses() {
+        let mut event = record();
+        event.published_by = None;
+        let json = ServerMessage::Event(EventFrame {
+            event: &event,
+            delivery: 1,
+            skipped: false,
+        })
+        .to_json();
+        assert!(
+            json.contains(r#""published_by":null,"delivery":1"#),
+            "{json}"
+        );
+        let back: DeliveredEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.event, event);
+
+        // A query answer's event carries it the same way.
+        let rebuild = Rebuild {
+            request_id: "q".into(),
+            events: vec![record(), event.clone()],
+        };
+        let json = ServerMessage::Rebuild(&rebuild).to_json();
+        assert!(
+            json.contains(r#""published_by":"accounts@127.0.0.1:53122"}"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""published_by":null}"#), "{json}");
+        let back: Rebuild = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, rebuild);
+
+        // A 1.1 bus sends no such field.
+        let older = r#"{"message_type":"event","position":1241,"event_id":"0193a7c0-0000-7000-8000-000000000001","event_type":"ConfirmedDebit","consistency":{"key":"acc-7","value":4},"correlation_id":"0193a7c0-0000-7000-8000-000000000002","causation_id":null,"timestamp":"2026-11-28T09:15:40.123456Z","data":{"amount":"30.00"},"delivery":2}"#;
+        let back: DeliveredEvent = serde_json::from_str(older).unwrap();
+        assert_eq!(back.event, event);
+        let older_record = r#"{"position":1241,"event_id":"0193a7c0-0000-7000-8000-000000000001","event_type":"ConfirmedDebit","consistency":{"key":"acc-7","value":4},"correlation_id":"0193a7c0-0000-7000-8000-000000000002","causation_id":null,"timestamp":"2026-11-28T09:15:40.123456Z","data":{"amount":"30.00"}}"#;
+        let back: EventRecord = serde_json::from_str(older_record).unwrap();
+        assert_eq!(back, event);
     }
 
     #[test]

@@ -2,24 +2,25 @@
 //! metrics, and the staff endpoints (which need a token with the staff
 //! right: 401 without a known token, 403 without the right).
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State, WebSocketUpgrade, rejection::JsonRejection},
+    extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade, rejection::JsonRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{BusState, connection};
+use super::{BusState, connection, subscription::Occupancy};
 use crate::{
     credentials::Scope,
     store::{
         self,
         parking::{Decision, DecisionRecord, ParkedCursor},
+        subscriptions::SubscriptionLag,
     },
 };
 
@@ -87,8 +88,10 @@ fn staff(bus: &BusState, headers: &HeaderMap) -> Result<Arc<Scope>, Refusal> {
     Ok(scope)
 }
 
+/// `peer`: given by the server's `into_make_service_with_connect_info`.
 async fn upgrade(
     State(bus): State<Arc<BusState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -111,7 +114,7 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| {
             let tracker = bus.connections.clone();
-            tracker.track_future(connection::serve(socket, bus, scope))
+            tracker.track_future(connection::serve(socket, bus, scope, peer))
         })
 }
 
@@ -152,12 +155,44 @@ fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
 }
 
+/// One client type's subscription, for staff: its lag as saved, and what
+/// its subscription on this bus has in memory now.
+#[derive(Serialize)]
+struct SubscriptionReport {
+    #[serde(flatten)]
+    lag: SubscriptionLag,
+    /// Instances connected in consume mode now.
+    instances: usize,
+    /// Events delivered to them and not yet acknowledged.
+    in_flight: usize,
+}
+
 async fn subscriptions(State(bus): State<Arc<BusState>>, headers: HeaderMap) -> Response {
     if let Err(refusal) = staff(&bus, &headers) {
         return refusal.into_response();
     }
-    match store::subscriptions::lag(&bus.pool).await {
-        Ok(lag) => Json(lag).into_response(),
+    let (lag, mut occupancy) = tokio::join!(
+        store::subscriptions::lag(&bus.pool),
+        bus.subscriptions.occupancy()
+    );
+    match lag {
+        Ok(lag) => {
+            let reports: Vec<SubscriptionReport> = lag
+                .into_iter()
+                .map(|lag| {
+                    let Occupancy {
+                        instances,
+                        in_flight,
+                    } = occupancy.remove(&lag.client_type).unwrap_or_default();
+                    SubscriptionReport {
+                        lag,
+                        instances,
+                        in_flight,
+                    }
+                })
+                .collect();
+            Json(reports).into_response()
+        }
         Err(error) => store_failure(error),
     }
 }

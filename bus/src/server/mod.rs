@@ -127,7 +127,10 @@ pub async fn start(
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            let served = axum::serve(listener, router)
+            // Each connection's peer address (`ConnectInfo`) is recorded
+            // with the events it publishes (`published_by`).
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            let served = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
                 .await;
             if let Err(error) = served {

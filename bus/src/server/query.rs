@@ -252,9 +252,10 @@ impl Batcher<'_> {
     /// False when the client has left.
     async fn push_all(&mut self, events: Vec<EventRecord>) -> bool {
         for event in events {
-            // Keys and types may need escaping: counted twice.
+            // Keys, types and publishers may need escaping: counted twice.
+            let publisher = event.published_by.as_deref().map_or(0, str::len);
             let size = event.data.get().len()
-                + 2 * (event.consistency.key.len() + event.event_type.len())
+                + 2 * (event.consistency.key.len() + event.event_type.len() + publisher)
                 + EVENT_OVERHEAD;
             let full = self.events as i64 >= BATCH || self.frame.len() + size + 2 > self.max_bytes;
             if full && self.events > 0 && !self.flush().await {

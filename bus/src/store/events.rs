@@ -65,7 +65,8 @@ pub async fn append(
     let mut copy = connection
         .copy_in_raw(
             "COPY bus.events (position, event_id, event_type, consistency_key, consistency_value,
-                 correlation_id, causation_id, recorded_at, data) FROM STDIN (FORMAT binary)",
+                 correlation_id, causation_id, recorded_at, data, published_by)
+             FROM STDIN (FORMAT binary)",
         )
         .await?;
     copy.send(copy_binary(events)).await?;
@@ -90,7 +91,7 @@ fn copy_binary(events: &[EventRecord]) -> Vec<u8> {
             ConsistencyValue::Explicit(value) => value,
             ConsistencyValue::Implicit => unreachable!("the writer gives every event its value"),
         };
-        out.extend_from_slice(&9i16.to_be_bytes());
+        out.extend_from_slice(&10i16.to_be_bytes());
         field(&mut out, &event.position.to_be_bytes());
         field(&mut out, event.event_id.as_bytes());
         field(&mut out, event.event_type.as_bytes());
@@ -104,6 +105,10 @@ fn copy_binary(events: &[EventRecord]) -> Vec<u8> {
         let micros = event.timestamp.timestamp_micros() - POSTGRES_EPOCH_MICROS;
         field(&mut out, &micros.to_be_bytes());
         field(&mut out, event.data.get().as_bytes());
+        match &event.published_by {
+            Some(published_by) => field(&mut out, published_by.as_bytes()),
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
     }
     out.extend_from_slice(&(-1i16).to_be_bytes());
     out
@@ -173,7 +178,7 @@ pub struct PageRead {
 const RANGE: i64 = 50_000;
 
 const COLUMNS: &str = "position, event_id, event_type, consistency_key, consistency_value, \
-                       correlation_id, causation_id, recorded_at, data::text";
+                       correlation_id, causation_id, recorded_at, data::text, published_by";
 
 type EventRow = (
     i64,
@@ -185,6 +190,7 @@ type EventRow = (
     Option<Uuid>,
     DateTime<Utc>,
     String,
+    Option<String>,
 );
 
 pub async fn read_page(
@@ -385,8 +391,18 @@ pub async fn by_type_and_time(
 }
 
 fn into_record(row: EventRow) -> Result<EventRecord, StoreError> {
-    let (position, event_id, event_type, key, value, correlation_id, causation_id, timestamp, data) =
-        row;
+    let (
+        position,
+        event_id,
+        event_type,
+        key,
+        value,
+        correlation_id,
+        causation_id,
+        timestamp,
+        data,
+        published_by,
+    ) = row;
     let data = RawValue::from_string(data)
         .map_err(|source| StoreError::CorruptData { position, source })?;
     Ok(EventRecord {
@@ -401,5 +417,6 @@ fn into_record(row: EventRow) -> Result<EventRecord, StoreError> {
         causation_id,
         timestamp,
         data,
+        published_by,
     })
 }

@@ -2,10 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::StoreError;
-use crate::protocol::EventTypes;
+use crate::protocol::{EventTypes, format_timestamp};
 
 /// A subscription as stored: enough to resume delivery after a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,50 +367,62 @@ fn split3(rows: &[(i64, u32, String)]) -> (Vec<i64>, Vec<i32>, Vec<&str>) {
 }
 
 /// How far behind each client type is, for staff and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct SubscriptionLag {
     pub client_type: String,
     pub acked_through: i64,
     /// Owed events not yet acknowledged (nor parked, nor blocked).
     pub unacknowledged: i64,
+    /// When the oldest of those was stored (`None`: there is none).
+    #[serde(serialize_with = "optional_timestamp")]
+    pub oldest_unacknowledged_at: Option<DateTime<Utc>>,
     pub parked: i64,
     /// Events held behind parked ones.
     pub blocked: i64,
 }
 
+/// A timestamp as the wire gives them (RFC 3339, UTC, microseconds), or null.
+fn optional_timestamp<S: serde::Serializer>(
+    at: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => serializer.serialize_str(&format_timestamp(*at)),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// Each subscription's lag, as saved: acks reach the database within a
+/// second or so of arriving, so a just-acked event may still count.
 pub async fn lag(pool: &PgPool) -> Result<Vec<SubscriptionLag>, StoreError> {
-    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT s.client_type, s.acked_through,
-                (SELECT count(*) FROM bus.events e
-                  WHERE e.position > s.acked_through
-                    AND EXISTS (SELECT 1 FROM bus.subscription_types t
-                                 WHERE t.client_type = s.client_type
-                                   AND (t.event_type = '*' OR t.event_type = e.event_type)
-                                   AND e.position > t.owed_after)
-                    AND NOT EXISTS (SELECT 1 FROM bus.acks a
-                                     WHERE a.client_type = s.client_type AND a.position = e.position)
-                    AND NOT EXISTS (SELECT 1 FROM bus.parked p
-                                     WHERE p.client_type = s.client_type AND p.position = e.position)
-                    AND NOT EXISTS (SELECT 1 FROM bus.blocked b
-                                     WHERE b.client_type = s.client_type AND b.position = e.position)),
-                (SELECT count(*) FROM bus.parked p WHERE p.client_type = s.client_type),
-                (SELECT count(*) FROM bus.blocked b WHERE b.client_type = s.client_type)
-           FROM bus.subscriptions s ORDER BY s.client_type",
+    // One pass over the owed events above the watermark gives both their
+    // count and the oldest one's time.
+    let lag = sqlx::query_as(
+        "SELECT s.client_type, s.acked_through, owed.unacknowledged,
+                owed.oldest AS oldest_unacknowledged_at,
+                (SELECT count(*) FROM bus.parked p WHERE p.client_type = s.client_type) AS parked,
+                (SELECT count(*) FROM bus.blocked b WHERE b.client_type = s.client_type) AS blocked
+           FROM bus.subscriptions s
+           CROSS JOIN LATERAL (
+                SELECT count(*) AS unacknowledged, min(e.recorded_at) AS oldest
+                  FROM bus.events e
+                 WHERE e.position > s.acked_through
+                   AND EXISTS (SELECT 1 FROM bus.subscription_types t
+                                WHERE t.client_type = s.client_type
+                                  AND (t.event_type = '*' OR t.event_type = e.event_type)
+                                  AND e.position > t.owed_after)
+                   AND NOT EXISTS (SELECT 1 FROM bus.acks a
+                                    WHERE a.client_type = s.client_type AND a.position = e.position)
+                   AND NOT EXISTS (SELECT 1 FROM bus.parked p
+                                    WHERE p.client_type = s.client_type AND p.position = e.position)
+                   AND NOT EXISTS (SELECT 1 FROM bus.blocked b
+                                    WHERE b.client_type = s.client_type AND b.position = e.position)
+           ) owed
+          ORDER BY s.client_type",
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(client_type, acked_through, unacknowledged, parked, blocked)| SubscriptionLag {
-                client_type,
-                acked_through,
-                unacknowledged,
-                parked,
-                blocked,
-            },
-        )
-        .collect())
+    Ok(lag)
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ pub struct Bank {
     pub users: Process,
     pub accounts: Vec<Process>,
     pub transactions: Process,
+    pub reporting: Process,
     pub bus: Process,
     pub db: TestDb,
     pub trust: Trust,
@@ -71,6 +72,7 @@ impl Bank {
             .map(|_| Process::service(Service::Accounts, &db.url, &bus, &trust))
             .collect();
         let transactions = Process::service(Service::Transactions, &db.url, &bus, &trust);
+        let reporting = Process::service(Service::Reporting, &db.url, &bus, &trust);
         let sessions = Arc::new(Sessions::new(
             users.http_base(),
             trust.bundle.caller_token("web").to_owned(),
@@ -80,6 +82,7 @@ impl Bank {
             users,
             accounts,
             transactions,
+            reporting,
             bus,
             db,
             trust,

@@ -1,5 +1,5 @@
-//! The bank under test: the real `bus`, `users`, `accounts` and
-//! `transactions` binaries as processes on a database of their own, with
+//! The bank under test: the real `bus`, `users`, `accounts`,
+//! `transactions` and `reporting` binaries as processes on a database of their own, with
 //! freshly generated tokens and keys; HTTP calls as the web server makes
 //! them (a caller token, a user token from a real log-in, an idempotency
 //! key); and the bus's log as evidence. The black-box tests in `tests/`
@@ -7,7 +7,7 @@
 //!
 //! The binaries are taken from the target directory this crate was built
 //! into: build them first (`cargo build -p bus -p users -p accounts
-//! -p transactions`, with `--release` for the benchmark, and `cargo build
+//! -p transactions -p reporting`, with `--release` for the benchmark, and `cargo build
 //! -p app --features ssr --bin ledgerline` for the web server's test);
 //! `./dev test` does.
 

@@ -18,6 +18,7 @@ pub enum Service {
     Users,
     Accounts,
     Transactions,
+    Reporting,
 }
 
 impl Service {
@@ -26,6 +27,7 @@ impl Service {
             Self::Users => "users",
             Self::Accounts => "accounts",
             Self::Transactions => "transactions",
+            Self::Reporting => "reporting",
         }
     }
 }
@@ -49,7 +51,7 @@ fn binary(name: &str) -> PathBuf {
     let path = directory.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it first: `cargo build [--release] -p bus -p users -p accounts -p transactions` (and `-p app --features ssr --bin ledgerline` for the web server)",
+        "{} is missing: build it first: `cargo build [--release] -p bus -p users -p accounts -p transactions -p reporting` (and `-p app --features ssr --bin ledgerline` for the web server)",
         path.display()
     );
     path
@@ -124,6 +126,7 @@ impl Process {
                 ("USERS_URL".into(), url(&bank.users)),
                 ("ACCOUNTS_URL".into(), url(accounts)),
                 ("TRANSACTIONS_URL".into(), url(&bank.transactions)),
+                ("REPORTING_URL".into(), url(&bank.reporting)),
                 ("BUS_URL".into(), bank.bus.bus_url()),
                 (
                     "CALLER_TOKEN_FILE".into(),
@@ -132,6 +135,10 @@ impl Process {
                 (
                     "BUS_TOKEN_FILE".into(),
                     path(bank.trust.files.bus_token("web")),
+                ),
+                (
+                    "STAFF_BUS_TOKEN_FILE".into(),
+                    path(bank.trust.files.bus_token("staff")),
                 ),
             ],
         )

@@ -311,6 +311,7 @@ mod tests {
             causation_id: None,
             timestamp: Utc::now(),
             data: RawValue::from_string("{}".into()).unwrap(),
+            published_by: None,
         }
     }
 

@@ -103,6 +103,7 @@ fn stored_records(receipt: &Receipt, events: &[Publish]) -> Vec<EventRecord> {
                 causation_id: event.causation_id,
                 timestamp: stored.timestamp?,
                 data: event.data.clone(),
+                published_by: None,
             })
         })
         .collect()

@@ -124,17 +124,26 @@ impl Bundle {
     /// Reads back what [`Bundle::write`] wrote into `dir`: the embedded
     /// system keeps one installation's tokens and keys across restarts, so
     /// sessions and their user tokens outlive a restart.
+    ///
+    /// A program added to the default scope table since the files were
+    /// written (the reporting service, say) gets a new bus token, and the
+    /// bus's credentials file is written again to include it.
     pub fn read(dir: &Path) -> io::Result<Self> {
         let layout = Layout {
             dir: dir.to_owned(),
         };
+        let mut added = false;
         let bus_tokens = scopes::DEFAULT
             .iter()
             .map(|scope| {
-                Ok((
-                    scope.name.to_owned(),
-                    read_token(&layout.bus_token(scope.name))?,
-                ))
+                let token = match read_token(&layout.bus_token(scope.name)) {
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        added = true;
+                        new_token()
+                    }
+                    other => other?,
+                };
+                Ok((scope.name.to_owned(), token))
             })
             .collect::<io::Result<_>>()?;
         let caller_tokens = callers::DEFAULT
@@ -149,11 +158,15 @@ impl Bundle {
             private_pem: pem(layout.user_token_private_key())?,
             public_pem: pem(layout.user_token_public_key())?,
         };
-        Ok(Self {
+        let bundle = Self {
             bus_tokens,
             caller_tokens,
             user_keys,
-        })
+        };
+        if added {
+            bundle.write(dir)?;
+        }
+        Ok(bundle)
     }
 
     /// Writes every file into `dir` (created if missing); secrets are
@@ -241,6 +254,15 @@ mod tests {
 
         let read = Bundle::read(&dir).unwrap();
         assert_eq!(read.bus_tokens, bundle.bus_tokens);
+        std::fs::remove_file(layout.bus_token("reporting")).unwrap();
+        let completed = Bundle::read(&dir).unwrap();
+        assert_ne!(
+            completed.bus_token("reporting"),
+            bundle.bus_token("reporting")
+        );
+        let credentials = Credentials::load(&layout.bus_credentials()).unwrap();
+        let reporting = read_token(&layout.bus_token("reporting")).unwrap();
+        assert_eq!(credentials.scope_of(&reporting).unwrap().name, "reporting");
         assert_eq!(read.caller_tokens, bundle.caller_tokens);
         assert_eq!(read.user_keys.public_pem, bundle.user_keys.public_pem);
         assert_eq!(read.user_keys.private_pem, bundle.user_keys.private_pem);

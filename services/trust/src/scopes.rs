@@ -1,8 +1,9 @@
 //! The default scope table: what each of Ledgerline's programs may do on
 //! the bus. Only the accounts service publishes money events; only the
 //! users service reads `UserCreated` (it carries password hashes); the web
-//! server only observes money and account events; staff tooling reads
-//! everything but secrets and may use the bus's staff endpoints.
+//! server only observes money and account events; the reporting service
+//! and staff tooling read everything but secrets, and only staff tooling
+//! may use the bus's staff endpoints.
 
 use bus::credentials::{ClientEntry, token_digest};
 use events::{
@@ -91,12 +92,14 @@ const BANKING: &[&str] = &[
     RejectedTransaction::TYPE,
 ];
 
-/// The web server: observes balances and transfers to push them live.
+/// The web server: observes balances and transfers to push them live,
+/// and the newest position, to tell staff how far behind reports are.
 pub const WEB: ClientScope = ClientScope {
     name: "web",
     client_types: &["web"],
     publish: &[],
     read: &[
+        AccountCreationRequest::TYPE,
         AccountCreated::TYPE,
         ConfirmedCredit::TYPE,
         ConfirmedDebit::TYPE,
@@ -104,6 +107,16 @@ pub const WEB: ClientScope = ClientScope {
         AcceptedTransaction::TYPE,
         RejectedTransaction::TYPE,
     ],
+    staff: false,
+};
+
+/// The reporting service: the staff console's tables, from every banking
+/// event but the one that carries password hashes. It publishes nothing.
+pub const REPORTING: ClientScope = ClientScope {
+    name: "reporting",
+    client_types: &["reporting"],
+    publish: &[],
+    read: BANKING,
     staff: false,
 };
 
@@ -116,7 +129,7 @@ pub const STAFF: ClientScope = ClientScope {
     staff: true,
 };
 
-pub const DEFAULT: &[ClientScope] = &[USERS, ACCOUNTS, TRANSACTIONS, WEB, STAFF];
+pub const DEFAULT: &[ClientScope] = &[USERS, ACCOUNTS, TRANSACTIONS, WEB, REPORTING, STAFF];
 
 /// The scope of the program `name`, if the table has it.
 pub fn scope(name: &str) -> Option<&'static ClientScope> {
@@ -147,6 +160,13 @@ mod tests {
             }
         }
         assert!(WEB.publish.is_empty());
+        assert!(REPORTING.publish.is_empty());
+        let only_staff_tooling_has_the_staff_right = DEFAULT
+            .iter()
+            .filter(|scope| scope.staff)
+            .map(|scope| scope.name)
+            .collect::<Vec<_>>();
+        assert_eq!(only_staff_tooling_has_the_staff_right, ["staff"]);
     }
 
     #[test]

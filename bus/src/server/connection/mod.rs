@@ -9,6 +9,7 @@ mod outbox;
 mod requests;
 
 use std::{
+    net::SocketAddr,
     pin::{Pin, pin},
     sync::Arc,
     task::{Context, Poll},
@@ -78,7 +79,8 @@ impl Future for PendingReceipt {
     }
 }
 
-pub async fn serve(socket: WebSocket, bus: Arc<BusState>, scope: Arc<Scope>) {
+/// `peer`: the client's address, recorded with the events it publishes.
+pub async fn serve(socket: WebSocket, bus: Arc<BusState>, scope: Arc<Scope>, peer: SocketAddr) {
     metrics::gauge!("bus_connections").increment(1);
     let (mut sink, mut stream) = socket.split();
     let (frames, mut outbox_reader) = outbox();
@@ -126,7 +128,7 @@ pub async fn serve(socket: WebSocket, bus: Arc<BusState>, scope: Arc<Scope>) {
         let _ = sink.close().await;
     });
 
-    let mut session = Session::new(bus.clone(), scope, frames.clone(), query_frames);
+    let mut session = Session::new(bus.clone(), scope, peer, frames.clone(), query_frames);
     let mut receipts = FuturesOrdered::new();
     let mut shutdown = pin!(bus.shutdown.cancelled());
     let close = loop {

@@ -2,9 +2,12 @@
 //! token: a publish outside it is a `rejected` receipt (`forbidden`),
 //! reading outside it an `error` (`forbidden`).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use axum::extract::ws::Message;
@@ -33,6 +36,9 @@ use crate::{
 pub(super) struct Session {
     bus: Arc<BusState>,
     scope: Arc<Scope>,
+    /// `NAME@IP:PORT`: the credential's name and the peer's address,
+    /// recorded with every event this connection publishes.
+    published_by: Arc<str>,
     frames: Outbox,
     query_frames: mpsc::Sender<Message>,
     pub(super) registered: Registered,
@@ -46,11 +52,15 @@ impl Session {
     pub(super) fn new(
         bus: Arc<BusState>,
         scope: Arc<Scope>,
+        peer: SocketAddr,
         frames: Outbox,
         query_frames: mpsc::Sender<Message>,
     ) -> Self {
         Self {
             bus,
+            // A NUL (which a credentials file may hold) cannot be stored
+            // in a text column, and would fail the writer's whole group.
+            published_by: format!("{}@{peer}", scope.name.replace('\0', "\u{FFFD}")).into(),
             scope,
             frames,
             query_frames,
@@ -120,6 +130,7 @@ impl Session {
         let _ = self.bus.writer.append(AppendRequest {
             request_id: new.request_id,
             events: new.events,
+            published_by: self.published_by.clone(),
             reply,
             intake,
         });

@@ -12,8 +12,8 @@ use std::{
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-pub use actor::Delivery;
 use actor::{Actor, Command};
+pub use actor::{Delivery, Occupancy};
 pub use keys::InstanceId;
 
 use super::{config::DeliveryConfig, writer::WriterHandle};
@@ -131,6 +131,35 @@ impl Subscriptions {
         // the subscription delivers what it released when it starts.
         let released = store::parking::decide(&self.pool, client_type, position, &record).await?;
         Ok(released.map(|released| released.positions.len() - 1))
+    }
+
+    /// What each subscription running on this bus has in memory now, by
+    /// client type; a client type without one here has no instance.
+    pub async fn occupancy(&self) -> HashMap<String, Occupancy> {
+        let running: Vec<(String, mpsc::UnboundedSender<Command>)> = self
+            .actors
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, commands)| !commands.is_closed())
+            .map(|(client_type, commands)| (client_type.clone(), commands.clone()))
+            .collect();
+        // Ask them all, then gather: they answer side by side.
+        let mut answers = Vec::with_capacity(running.len());
+        for (client_type, commands) in running {
+            let (reply, answer) = oneshot::channel();
+            if commands.send(Command::Instances { reply }).is_ok() {
+                answers.push((client_type, answer));
+            }
+        }
+        let mut occupancy = HashMap::with_capacity(answers.len());
+        for (client_type, answer) in answers {
+            // An actor that stops before answering has no instance.
+            if let Ok(answer) = answer.await {
+                occupancy.insert(client_type, answer);
+            }
+        }
+        occupancy
     }
 
     /// Saves every subscription's progress and stops them.

@@ -68,6 +68,9 @@ const RELOAD_PAUSE: Duration = Duration::from_millis(100);
 pub struct AppendRequest {
     pub request_id: String,
     pub events: Vec<NewEvent>,
+    /// Who sent it, stored with each of its events: the connection's
+    /// credential name and peer address, `NAME@IP:PORT`.
+    pub published_by: Arc<str>,
     pub reply: oneshot::Sender<Receipt>,
     /// Its share of the writer's intake, given back once it is answered.
     pub intake: OwnedSemaphorePermit,

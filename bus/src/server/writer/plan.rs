@@ -119,6 +119,7 @@ pub(super) fn plan(requests: &[AppendRequest], knowledge: &Knowledge<'_>) -> Pla
                 causation_id: event.causation_id,
                 timestamp: knowledge.timestamp,
                 data: event.data.clone(),
+                published_by: Some(request.published_by.to_string()),
             });
         }
         for (key, value) in own {

@@ -81,10 +81,24 @@ pub enum Command {
         record: DecisionRecord,
         reply: oneshot::Sender<Result<Option<usize>, store::StoreError>>,
     },
+    /// How many instances are connected and how many events they hold.
+    Instances {
+        reply: oneshot::Sender<Occupancy>,
+    },
     /// Save progress and stop.
     Stop {
         done: oneshot::Sender<()>,
     },
+}
+
+/// What a running subscription has in memory now, for staff.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    /// Instances registered in consume mode and not gone.
+    pub instances: usize,
+    /// Events delivered to them and not yet acknowledged (nor nacked or
+    /// timed out).
+    pub in_flight: usize,
 }
 
 struct Instance {
@@ -327,6 +341,12 @@ impl Actor {
                 }
             }
             Command::Leave { instance } => self.leave(instance),
+            Command::Instances { reply } => {
+                let _ = reply.send(Occupancy {
+                    instances: self.instances.len(),
+                    in_flight: self.in_flight.len(),
+                });
+            }
             Command::Ack {
                 instance,
                 positions,

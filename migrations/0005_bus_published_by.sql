@@ -1,0 +1,11 @@
+-- Protocol v1.2: who published each event, for staff traces (which service
+-- instance published which step of a unit of work): the publishing
+-- connection's credential name and its peer address, `NAME@IP:PORT`, as in
+-- `accounts@127.0.0.1:53122`. Written by the bus's writer in the same COPY
+-- as the rest of the event.
+--
+-- Nullable, with no default: events stored before this migration have no
+-- record of their publisher, and nothing can tell it now; they read back as
+-- `null`. Adding a nullable column without a default changes only the
+-- catalogue: existing rows are not rewritten, however long the log.
+ALTER TABLE bus.events ADD COLUMN published_by TEXT;

@@ -1,0 +1,166 @@
+//! The staff console over a bank of separate processes: the reporting
+//! service follows the log, staff read it through the web server, and no
+//! password hash reaches the reporting service, a page or an export.
+
+use acceptance::{Bank, PASSWORD, Process, STAFF, eventually};
+use reqwest::{
+    StatusCode,
+    header::{ACCEPT, COOKIE, LOCATION, ORIGIN, SET_COOKIE},
+};
+
+/// Staff in a browser without JavaScript: forms posted, the cookie kept.
+struct StaffBrowser {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl StaffBrowser {
+    async fn log_in(web: &Process, username: &str, password: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let base = web.http_base();
+        let response = http
+            .post(format!("{base}/api/log_in"))
+            .header(ORIGIN, &base)
+            .header(ACCEPT, "text/html")
+            .form(&[("username", username), ("password", password), ("next", "")])
+            .send()
+            .await
+            .expect("the web server answers");
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert!(
+            !response.headers()[LOCATION]
+                .to_str()
+                .unwrap_or_default()
+                .contains("__err"),
+            "the log-in failed"
+        );
+        let cookie = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("ledgerline_session="))
+            .and_then(|value| value.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        Self { http, base, cookie }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(ACCEPT, "text/html")
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .expect("the web server answers");
+        (response.status(), response.text().await.expect("a body"))
+    }
+}
+
+/// Everything in the reporting service's schema, as text.
+async fn reporting_tables(url: &str) -> String {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("the bank's database");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'reporting'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("the reporting tables");
+    assert!(!tables.is_empty(), "the reporting service made its tables");
+    let mut dump = String::new();
+    for table in tables {
+        let rows: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT string_agg(t::text, E'\\n') FROM reporting.\"{table}\" t"
+        ))
+        .fetch_one(&pool)
+        .await
+        .expect("a table's rows");
+        dump.push_str(&rows.unwrap_or_default());
+    }
+    pool.close().await;
+    dump
+}
+
+fn assert_no_secret(text: &str, what: &str) {
+    assert!(!text.contains("$argon2"), "{what} holds a password hash");
+    assert!(!text.contains(PASSWORD), "{what} holds a password");
+    assert!(!text.contains(STAFF.1), "{what} holds the staff password");
+}
+
+#[tokio::test]
+async fn staff_read_the_log_through_the_web_server_and_no_secret_reaches_them() {
+    let bank = Bank::start().await;
+    let alice = bank.sign_up("console_alice").await;
+    let bob = bank.sign_up("console_bob").await;
+    bank.deposit("console_alice", alice, "80.00").await;
+    let transfer = bank.transfer("console_alice", alice, bob, "30.00").await;
+
+    let web = Process::web(&bank.db.url, &bank);
+    let staff = StaffBrowser::log_in(&web, STAFF.0, STAFF.1).await;
+
+    // The reporting service follows the log: the transfer's credit shows.
+    let key = format!("acc-{bob}");
+    let history = eventually("Bob's credit reaches the reporting tables", || async {
+        let (status, page) = staff.get(&format!("/staff/keys/{key}")).await;
+        (status == StatusCode::OK && page.contains("ConfirmedCredit")).then_some(page)
+    })
+    .await;
+    assert!(history.contains("£30.00"), "the running balance shows");
+
+    let (status, trace_page) = staff
+        .get(&format!("/staff/events?key=trans-{transfer}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(trace_page.contains("AcceptedTransaction"));
+
+    // Exports: the filtered set, streamed, and each recorded.
+    let (status, csv) = staff.get(&format!("/staff/events.csv?key={key}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows.len(),
+        3,
+        "a header, AccountCreated, ConfirmedCredit: {csv}"
+    );
+    assert!(rows[1].contains("ConfirmedCredit"), "newest first: {csv}");
+    let (status, json) = staff.get("/staff/events.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&json).expect("a JSON array");
+    assert!(all.len() >= 9, "every event but UserCreated: {}", all.len());
+    assert!(all.iter().all(|event| event["event_type"] != "UserCreated"));
+    let (_, system) = staff.get("/staff/system").await;
+    assert!(system.contains("events.csv"), "the export is in the audit");
+
+    // No password hash anywhere staff can look, nor in the service's tables.
+    for (text, what) in [
+        (&history, "a key history page"),
+        (&trace_page, "the event browser"),
+        (&csv, "the CSV export"),
+        (&json, "the JSON export"),
+        (&system, "the system page"),
+    ] {
+        assert_no_secret(text, what);
+    }
+    assert_no_secret(
+        &reporting_tables(&bank.db.url).await,
+        "the reporting tables",
+    );
+
+    // Nor could it: its bus scope cannot read UserCreated (trust::scopes'
+    // tests hold every scope but the users service's to that).
+
+    // A customer is told the console does not exist.
+    let (status, _) = StaffBrowser::log_in(&web, "console_alice", PASSWORD)
+        .await
+        .get("/staff/events")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
