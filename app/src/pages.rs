@@ -42,6 +42,19 @@ pub fn PageError(error: AppError) -> impl IntoView {
             view! { <Redirect path /> }.into_any()
         }
         AppError::NotFound => view! { <NotFound /> }.into_any(),
+        // Bad input in the address (a filter, a date): the person's to fix.
+        AppError::Invalid { message, .. } => {
+            #[cfg(feature = "ssr")]
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(axum::http::StatusCode::BAD_REQUEST);
+            }
+            view! {
+                <section class="card">
+                    <p class="error" role="alert" data-testid="input-error">{message}</p>
+                </section>
+            }
+            .into_any()
+        }
         other => {
             #[cfg(feature = "ssr")]
             if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {

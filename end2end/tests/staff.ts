@@ -8,7 +8,7 @@ import { hydrated } from './bank';
 // the bank's database (to make the reporting service fail on purpose).
 
 /** The staff log-in the server made at its first start (demo-logins.json). */
-function staffLogin(): { username: string; password: string } {
+export function staffLogin(): { username: string; password: string } {
   const dir = process.env.LEDGERLINE_STATE_DIR ?? join(__dirname, '..', '..', 'target', 'ledgerline');
   const logins = JSON.parse(readFileSync(join(dir, 'demo-logins.json'), 'utf8'));
   return logins.staff;

@@ -25,32 +25,39 @@ pub struct Action<'a> {
     pub note: &'a str,
 }
 
-pub async fn record(pool: &PgPool, action: &Action<'_>, outcome: &str) -> sqlx::Result<()> {
-    sqlx::query(
+/// Records `action` with its outcome so far; answers the entry's id, for
+/// [`finish`]. Recorded before it is carried out, so that nothing staff
+/// do goes unrecorded, even when its outcome is never learnt.
+pub async fn record(pool: &PgPool, action: &Action<'_>, outcome: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
         "INSERT INTO web.staff_audit (staff, action, subject, note, outcome)
-         VALUES ($1, $2, $3, $4, $5)",
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(action.staff)
     .bind(action.action)
     .bind(action.subject)
     .bind(action.note)
     .bind(outcome)
-    .execute(pool)
-    .await?;
+    .fetch_one(pool)
+    .await
+}
+
+/// What came of the recorded action `id`.
+pub async fn finish(pool: &PgPool, id: i64, outcome: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE web.staff_audit SET outcome = $2 WHERE id = $1")
+        .bind(id)
+        .bind(outcome)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
-/// The newest entries, before the entry `before` when given.
-pub async fn recent(
-    pool: &PgPool,
-    before: Option<i64>,
-    limit: i64,
-) -> sqlx::Result<Vec<AuditEntry>> {
+/// The newest `limit` entries.
+pub async fn recent(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<AuditEntry>> {
     sqlx::query_as(
         "SELECT id, staff, action, subject, note, outcome, at FROM web.staff_audit
-          WHERE id < $1 ORDER BY id DESC LIMIT $2",
+          ORDER BY id DESC LIMIT $1",
     )
-    .bind(before.unwrap_or(i64::MAX))
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -33,7 +33,6 @@ use bus::{
     client::{BusClient, ClientConfig},
     protocol::{ConsistencyValue, EventRecord, Mode},
 };
-use chrono::{DateTime, Utc};
 use events::{
     AcceptedTransaction, AccountCreated, ConfirmedCredit, ConfirmedDebit, DomainEvent,
     PendingTransaction, RejectedTransaction,
@@ -81,8 +80,6 @@ struct Watchers {
     owners: HashMap<i64, String>,
     /// Undecided transfer → whom its decision concerns (watched people only).
     transfers: HashMap<i64, Vec<String>>,
-    /// The newest event seen: the staff pages measure their data's delay by it.
-    head: Option<(i64, DateTime<Utc>)>,
 }
 
 /// A note for a browser, and what must be true of the services' state
@@ -170,21 +167,10 @@ impl LiveHub {
         }
     }
 
-    /// The position and time of the newest event observed.
-    pub fn head(&self) -> Option<(i64, DateTime<Utc>)> {
-        self.lock().head
-    }
-
     /// Tells whoever watches what `event` changed.
     pub fn publish(&self, event: &EventRecord) {
         let data = event.data.get();
         let mut watchers = self.lock();
-        if watchers
-            .head
-            .is_none_or(|(position, _)| position < event.position)
-        {
-            watchers.head = Some((event.position, event.timestamp));
-        }
         match event.event_type.as_str() {
             AccountCreated::TYPE => {
                 if let Ok(created) = AccountCreated::decode(data)

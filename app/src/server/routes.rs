@@ -8,7 +8,10 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
 use tower_sessions_sqlx_store::PostgresStore;
 
-use super::{health::health, live, protection, staff_export, state::AppState, statement_csv};
+use super::{
+    health::health, live, protection, staff_export, staff_report_csv, state::AppState,
+    statement_csv,
+};
 use crate::{App, shell};
 
 pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> Router {
@@ -22,7 +25,7 @@ pub fn router(state: AppState, sessions: SessionManagerLayer<PostgresStore>) -> 
         )
         .route("/staff/events.csv", get(staff_export::events_csv))
         .route("/staff/events.json", get(staff_export::events_json))
-        .route("/staff/reports/{file}", get(staff_export::report))
+        .route("/staff/reports/{file}", get(staff_report_csv::report))
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

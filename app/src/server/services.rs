@@ -75,8 +75,6 @@ pub struct CallFor<'a> {
 #[derive(Clone)]
 pub struct Services {
     http: reqwest::Client,
-    /// Without the overall timeout: an export streams for as long as it takes.
-    streaming: reqwest::Client,
     urls: ServiceUrls,
     caller_token: String,
 }
@@ -87,13 +85,8 @@ impl Services {
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .expect("a plain HTTP client builds");
-        let streaming = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .build()
-            .expect("a plain HTTP client builds");
         Self {
             http,
-            streaming,
             urls,
             caller_token,
         }
@@ -158,28 +151,6 @@ impl Services {
             None::<&()>,
         )
         .await
-    }
-
-    /// A reporting answer as it comes, for streaming it on (exports).
-    pub async fn reporting_stream(
-        &self,
-        path: &str,
-        call: &CallFor<'_>,
-    ) -> Result<reqwest::Response, ServiceError> {
-        let unreachable = |source| ServiceError::Unreachable {
-            service: "reporting",
-            source,
-        };
-        let request = self
-            .streaming
-            .get(format!("{}{path}", self.urls.reporting))
-            .bearer_auth(&self.caller_token);
-        let response = with_call(request, call).send().await.map_err(unreachable)?;
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(api_error("reporting", response).await)
-        }
     }
 
     /// Calls, and while a change with the same idempotency key is still

@@ -1,23 +1,22 @@
-//! Staff downloads: `GET /staff/events.csv` and `/staff/events.json` (the
-//! events the browser's filters select, newest first, streamed page by
-//! page as the reporting service gives them) and `GET
-//! /staff/reports/{name}.csv` (a report's data table). Each export is
-//! recorded in the staff audit with who asked and for what.
+//! `GET /staff/events.csv` and `/staff/events.json`: the events the
+//! browser's filters select, newest first, streamed page by page as the
+//! reporting service gives them. Each export is recorded in the staff
+//! audit with who asked and for what before it starts, and completed with
+//! how many rows it held, or where it failed.
 
 use axum::{
     body::Body,
-    extract::{Path, RawQuery, State},
-    http::{StatusCode, header},
+    extract::{RawQuery, State},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use futures_util::stream;
-use serde_json::Value;
 use tower_sessions::Session;
 
 use super::{
     audit::{self, Action},
     services::CallFor,
-    session::{self, SessionUser},
+    staff_download::staff_of,
     staff_query::{encode, filters_query},
     state::AppState,
     statement_csv::spreadsheet_safe,
@@ -30,25 +29,6 @@ const PAGE: usize = 200;
 const MAX_ROWS: usize = 1_000_000;
 
 const CSV_HEADER: &str = "position,recorded_at,event_type,key,value,correlation_id,causation_id,event_id,amount,summary\n";
-
-/// The logged-in staff member, or the answer for anyone else: the log-in
-/// page for no one, not found for a customer.
-async fn staff_of(
-    session: &Session,
-    state: &AppState,
-    back: &str,
-) -> Result<SessionUser, Response> {
-    match session::user_of(session, &state.services).await {
-        Ok(Some(user)) if user.staff => Ok(user),
-        Ok(Some(_)) => Err((StatusCode::NOT_FOUND, "not found\n").into_response()),
-        Ok(None) => Err((
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, format!("/login?next={back}"))],
-        )
-            .into_response()),
-        Err(_) => Err(StatusCode::SERVICE_UNAVAILABLE.into_response()),
-    }
-}
 
 /// The browser's filters from a query string (`type` may repeat).
 fn filter_from(query: Option<&str>) -> EventFilter {
@@ -72,22 +52,33 @@ fn filter_from(query: Option<&str>) -> EventFilter {
 }
 
 /// `GET /staff/events.csv`.
-pub async fn events_csv(state: State<AppState>, session: Session, query: RawQuery) -> Response {
-    events(state, session, query, Format::Csv).await
+pub async fn events_csv(
+    state: State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
+    events(state, session, headers, query, Format::Csv).await
 }
 
 /// `GET /staff/events.json`.
-pub async fn events_json(state: State<AppState>, session: Session, query: RawQuery) -> Response {
-    events(state, session, query, Format::Json).await
+pub async fn events_json(
+    state: State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
+    events(state, session, headers, query, Format::Json).await
 }
 
 async fn events(
     State(state): State<AppState>,
     session: Session,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     format: Format,
 ) -> Response {
-    let user = match staff_of(&session, &state, "/staff/events").await {
+    let user = match staff_of(&session, &state, &headers, "/staff/events").await {
         Ok(user) => user,
         Err(response) => return response,
     };
@@ -111,10 +102,13 @@ async fn events(
         subject: &subject,
         note: "",
     };
-    if let Err(error) = audit::record(&state.pool, &action, "started").await {
-        tracing::error!(%error, "an export could not be recorded; it was not made");
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
+    let entry = match audit::record(&state.pool, &action, "started").await {
+        Ok(entry) => entry,
+        Err(error) => {
+            tracing::error!(%error, "an export could not be recorded; it was not made");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
 
     let pages = stream::unfold(
         Export {
@@ -125,6 +119,7 @@ async fn events(
             rows: 0,
             format,
             done: false,
+            entry,
         },
         |mut export| async move {
             let chunk = export.next_chunk().await?;
@@ -173,6 +168,8 @@ struct Export {
     rows: usize,
     format: Format,
     done: bool,
+    /// Its audit entry, completed at the end.
+    entry: i64,
 }
 
 #[derive(serde::Deserialize)]
@@ -203,15 +200,27 @@ impl Export {
             Err(error) => {
                 tracing::warn!(%error, "an export stopped part way");
                 self.done = true;
+                self.finish(&format!("failed after {} rows", self.rows))
+                    .await;
                 return Some(Err(std::io::Error::other(
                     "the reporting service stopped answering",
                 )));
             }
         };
         self.rows += page.events.len();
-        let more = page.older.filter(|_| self.rows < MAX_ROWS);
-        self.before = more;
-        self.done = more.is_none();
+        if page.older.is_some() && self.rows >= MAX_ROWS {
+            // Cut short: the download must not look complete.
+            self.done = true;
+            self.finish(&format!("refused past {MAX_ROWS} rows")).await;
+            return Some(Err(std::io::Error::other(
+                "an export holds at most 1,000,000 rows; narrow the filters",
+            )));
+        }
+        self.before = page.older;
+        self.done = page.older.is_none();
+        if self.done {
+            self.finish(&format!("{} rows", self.rows)).await;
+        }
         let mut chunk = String::new();
         match self.format {
             Format::Csv => {
@@ -254,76 +263,10 @@ impl Export {
     }
 }
 
-/// `GET /staff/reports/{name}.csv`: a report's data table.
-pub async fn report(
-    State(state): State<AppState>,
-    session: Session,
-    Path(file): Path<String>,
-) -> Response {
-    let user = match staff_of(&session, &state, "/staff/reports").await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let Some((report, part)) = file
-        .strip_suffix(".csv")
-        .and_then(crate::staff::reports::csv_source)
-    else {
-        return (StatusCode::NOT_FOUND, "no such report\n").into_response();
-    };
-    let answer: Result<Value, _> = state
-        .services
-        .reporting(&format!("/reports/{report}"), &user.call())
-        .await;
-    let Ok(answer) = answer else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
-    let rows = answer
-        .get(part)
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let action = Action {
-        staff: &user.username,
-        action: "export",
-        subject: &file,
-        note: "",
-    };
-    if let Err(error) = audit::record(&state.pool, &action, &format!("{} rows", rows.len())).await {
-        tracing::error!(%error, "an export could not be recorded; it was not made");
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+impl Export {
+    async fn finish(&self, outcome: &str) {
+        if let Err(error) = audit::finish(&self.state.pool, self.entry, outcome).await {
+            tracing::error!(%error, outcome, "an export's outcome could not be recorded");
+        }
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file}\""),
-            ),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-        ],
-        table_csv(&rows),
-    )
-        .into_response()
-}
-
-/// Rows of JSON objects as CSV, with the first row's fields as columns.
-fn table_csv(rows: &[Value]) -> String {
-    let Some(columns) = rows
-        .first()
-        .and_then(Value::as_object)
-        .map(|first| first.keys().cloned().collect::<Vec<_>>())
-    else {
-        return String::new();
-    };
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    let _ = csv.write_record(&columns);
-    for row in rows {
-        let cells = columns.iter().map(|column| match row.get(column) {
-            Some(Value::String(text)) => spreadsheet_safe(text),
-            Some(Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
-        });
-        let _ = csv.write_record(cells);
-    }
-    String::from_utf8_lossy(&csv.into_inner().unwrap_or_default()).into_owned()
 }

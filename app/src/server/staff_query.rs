@@ -34,6 +34,23 @@ pub fn parse_time(text: &str, field: &str) -> Result<Option<DateTime<Utc>>, AppE
     ))
 }
 
+/// Reads a moment to look at the bank "as of": like [`parse_time`], but a
+/// time typed to the second (as the console shows times) means the end of
+/// that second, so an event shown at 09:15:02 is part of "as of 09:15:02".
+pub fn parse_moment(text: &str, field: &str) -> Result<Option<DateTime<Utc>>, AppError> {
+    let time = parse_time(text, field)?;
+    let whole_second = !text.contains('.')
+        && time.is_some_and(|t| t.timestamp_subsec_nanos() == 0)
+        && text.trim().matches(':').count() >= 2;
+    Ok(time.map(|t| {
+        if whole_second {
+            t + chrono::TimeDelta::microseconds(999_999)
+        } else {
+            t
+        }
+    }))
+}
+
 /// A whole number at least `min` (an account, a position).
 pub fn parse_whole(text: &str, field: &str, min: i64) -> Result<Option<i64>, AppError> {
     match text.trim() {
@@ -53,7 +70,7 @@ pub fn events_query(filter: &browser::EventFilter, limit: u32) -> Result<String,
     let mut query = filters_query(filter)?;
     let before = parse_whole(&filter.before, "before", 1)?;
     let after = parse_whole(&filter.after, "after", 0)?;
-    let at = parse_time(&filter.at, "seek time")?;
+    let at = parse_moment(&filter.at, "seek time")?;
     let position = parse_whole(&filter.position, "seek position", 0)?;
     let anchors = [
         before.is_some(),
@@ -77,7 +94,10 @@ pub fn events_query(filter: &browser::EventFilter, limit: u32) -> Result<String,
         query.push(("at", at.to_rfc3339()));
     }
     if let Some(position) = position {
-        query.push(("before", (position + 1).to_string()));
+        let from = position
+            .checked_add(1)
+            .ok_or_else(|| AppError::invalid("seek position", "there is no such position"))?;
+        query.push(("before", from.to_string()));
     }
     query.push(("limit", limit.to_string()));
     Ok(encode(&query))
@@ -184,6 +204,23 @@ mod tests {
         }
         assert!(parse_time("", "at").unwrap().is_none());
         assert!(parse_time("yesterday", "at").is_err());
+    }
+
+    #[test]
+    fn a_moment_typed_to_the_second_takes_in_the_whole_second() {
+        let moment = parse_moment("2026-11-30 09:15:02", "at").unwrap().unwrap();
+        assert_eq!(moment.to_rfc3339(), "2026-11-30T09:15:02.999999+00:00");
+        let exact = parse_moment("2026-11-30T09:15:02.250Z", "at")
+            .unwrap()
+            .unwrap();
+        assert_eq!(exact.to_rfc3339(), "2026-11-30T09:15:02.250+00:00");
+        let minute = parse_moment("2026-11-30 09:15", "at").unwrap().unwrap();
+        assert_eq!(minute.to_rfc3339(), "2026-11-30T09:15:00+00:00");
+        let biggest = browser::EventFilter {
+            position: i64::MAX.to_string(),
+            ..Default::default()
+        };
+        assert!(events_query(&biggest, 50).is_err());
     }
 
     #[test]

@@ -37,11 +37,6 @@ pub fn bus_staff() -> Result<BusStaff, AppError> {
     state().map(|state| state.bus_staff)
 }
 
-/// The live hub (the newest event seen), from inside a server function.
-pub fn live_hub() -> Result<LiveHub, AppError> {
-    state().map(|state| state.live)
-}
-
 /// The banking services, from inside a server function or a render.
 pub fn services() -> Result<Services, AppError> {
     state().map(|state| state.services)

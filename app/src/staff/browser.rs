@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
 use serde::{Deserialize, Serialize};
 
-use super::{EventRow, EventTable, StaffHeader};
+use super::{EventRow, EventTable, StaffHeader, StaffOnly};
 use crate::{
     error::AppError,
     pages::{PageError, encode_query_value},
@@ -25,8 +25,9 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 /// The browser's filters and where its page starts, as the page's query
-/// string carries them. Empty means "not given".
+/// string carries them. Empty means "not given" (and may be left out).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EventFilter {
     pub types: Vec<String>,
     pub from: String,
@@ -91,9 +92,9 @@ pub struct EventPage {
 
 #[server(endpoint = "staff_events")]
 pub async fn staff_events(filter: EventFilter) -> Result<EventPage, AppError> {
-    super::staff_user().await?;
+    let user = super::staff_user().await?;
     let query = crate::server::staff_query::events_query(&filter, 50)?;
-    super::read(&format!("/events?{query}")).await
+    super::read_as(&user, &format!("/events?{query}")).await
 }
 
 /// The filters of the current address.
@@ -125,7 +126,7 @@ pub fn EventBrowserPage() -> impl IntoView {
     let filter = current_filter();
     let page = Resource::new(move || filter.get(), staff_events);
     view! {
-        <div class="staff">
+        <StaffOnly>
             <StaffHeader title="Events" />
             <section class="card" aria-labelledby="filters-title">
                 <h2 id="filters-title">"Filters and seeking"</h2>
@@ -143,7 +144,7 @@ pub fn EventBrowserPage() -> impl IntoView {
                     })}
                 </Transition>
             </section>
-        </div>
+        </StaffOnly>
     }
 }
 

@@ -1,7 +1,7 @@
 //! The event browser's live mode (with JavaScript only): while it is on,
 //! the newest matching events are asked for every two seconds and put on
-//! top. While the reader has scrolled down the page, they are held back
-//! and counted, so that the rows being read do not move.
+//! top. While the reader has scrolled the top of the list out of sight,
+//! they are held back and counted, so that the rows being read do not move.
 
 use leptos::prelude::*;
 
@@ -11,9 +11,16 @@ use super::{EventRow, EventTable, browser::EventFilter};
 #[cfg(feature = "hydrate")]
 const POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Scrolled further down than this, the reader is reading: hold new rows.
+/// Whether the reader has scrolled the top of the list (where new rows
+/// go, under the live switch) out of sight: then they are reading, and new
+/// rows are held.
 #[cfg(feature = "hydrate")]
-const READING_OFFSET: f64 = 120.0;
+fn reading() -> bool {
+    web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| document.get_element_by_id("live-mode"))
+        .is_some_and(|switch| switch.get_bounding_client_rect().top() < 0.0)
+}
 
 #[component]
 pub fn LiveEvents(filter: EventFilter, top: Option<i64>) -> impl IntoView {
@@ -69,7 +76,9 @@ fn release(shown: RwSignal<Vec<EventRow>>, held: RwSignal<Vec<EventRow>>) {
     });
 }
 
-/// While `on`, asks for the events newer than those shown every [`POLL`].
+/// While `on`, asks every [`POLL`] for the events newer than the newest
+/// one known, one request at a time; shows them, or holds them while the
+/// reader is scrolled down, and shows what is held once they are back up.
 #[cfg(feature = "hydrate")]
 fn poll_while_on(
     on: RwSignal<bool>,
@@ -81,12 +90,20 @@ fn poll_while_on(
     use super::browser::staff_events;
     let newest = StoredValue::new(top);
     let filter = StoredValue::new(filter);
+    let asking = StoredValue::new(false);
 
     Effect::new(move || {
         if !on.get() {
             return;
         }
         let poll = move || {
+            if !reading() {
+                release(shown, held);
+            }
+            if asking.get_value() {
+                return;
+            }
+            asking.set_value(true);
             leptos::task::spawn_local(async move {
                 let mut ask = filter.get_value();
                 ask.before.clear();
@@ -96,24 +113,29 @@ fn poll_while_on(
                     .get_value()
                     .map(|p| p.to_string())
                     .unwrap_or_default();
-                let Ok(page) = staff_events(ask).await else {
+                let answer = staff_events(ask).await;
+                asking.set_value(false);
+                let Ok(page) = answer else {
                     return;
                 };
-                if page.events.is_empty() || !on.get_untracked() {
+                // Only what is newer than anything known: an answer that
+                // crossed a switch off and on again adds nothing twice.
+                let known = newest.get_value().unwrap_or(0);
+                let fresh: Vec<EventRow> = page
+                    .events
+                    .into_iter()
+                    .filter(|e| e.position > known)
+                    .collect();
+                if fresh.is_empty() || !on.get_untracked() {
                     return;
                 }
-                if let Some(first) = page.events.first() {
-                    newest.set_value(Some(first.position));
-                }
-                let reading = web_sys::window()
-                    .and_then(|window| window.scroll_y().ok())
-                    .is_some_and(|y| y > READING_OFFSET);
+                newest.set_value(fresh.first().map(|e| e.position));
                 held.update(|held| {
-                    let mut fresh = page.events;
+                    let mut fresh = fresh;
                     fresh.append(held);
                     *held = fresh;
                 });
-                if !reading {
+                if !reading() {
                     release(shown, held);
                 }
             });

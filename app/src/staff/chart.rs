@@ -11,8 +11,12 @@ use rust_decimal::{Decimal, prelude::ToPrimitive};
 const WIDTH: i64 = 640;
 const HEIGHT: i64 = 220;
 const LEFT: i64 = 56;
-const BOTTOM: i64 = 36;
+const BOTTOM: i64 = 56;
 const TOP: i64 = 12;
+/// The widest a bar gets, however few there are.
+const MAX_BAR: i64 = 48;
+/// About how wide one character of a tick label is.
+const CHAR_WIDTH: i64 = 6;
 
 /// One series of bars, drawn side by side with the others.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,7 +55,9 @@ pub fn BarChart(
     } else {
         series.len().max(1) as i64
     };
-    let bar_width = ((group_width * 8 / 10) / bars).max(1);
+    let bar_width = ((group_width * 8 / 10) / bars).clamp(1, MAX_BAR);
+    // The bars of a group, centred in it.
+    let inset = (group_width - bar_width * bars) / 2;
     let scale = |value: Decimal| -> i64 {
         if max.is_zero() {
             0
@@ -71,7 +77,7 @@ pub fn BarChart(
         for (i, value) in one.values.iter().enumerate() {
             let height = scale(*value);
             let slot = if stacked { 0 } else { s as i64 };
-            let x = LEFT + i as i64 * group_width + group_width / 10 + slot * bar_width;
+            let x = LEFT + i as i64 * group_width + inset + slot * bar_width;
             let below = if stacked {
                 piled.get(i).copied().unwrap_or(0)
             } else {
@@ -94,8 +100,13 @@ pub fn BarChart(
         .filter(|(i, _)| i % label_every == 0)
         .map(|(i, label)| {
             let x = LEFT + i as i64 * group_width + group_width / 2;
+            let y = HEIGHT - BOTTOM + 14;
+            // Labels wider than their group are slanted, so none overlap.
+            let slanted = label.chars().count() as i64 * CHAR_WIDTH > group_width;
+            let anchor = if slanted { "end" } else { "middle" };
+            let turn = slanted.then(|| format!("rotate(-25 {x} {y})"));
             view! {
-                <text class="tick" x=x y=HEIGHT - BOTTOM + 16 text-anchor="middle">{label.clone()}</text>
+                <text class="tick" x=x y=y text-anchor=anchor transform=turn>{label.clone()}</text>
             }
         })
         .collect_view();
@@ -112,6 +123,9 @@ pub fn BarChart(
             </ul>
         }
     });
+    if labels.is_empty() {
+        return view! { <p class="muted">"Nothing to chart yet."</p> }.into_any();
+    }
     view! {
         <figure class="chart">
             <svg
@@ -131,4 +145,5 @@ pub fn BarChart(
             {legend}
         </figure>
     }
+    .into_any()
 }

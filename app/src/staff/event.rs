@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
 use serde::{Deserialize, Serialize};
 
-use super::{EventRow, StaffHeader, key_href, short_time};
+use super::{EventRow, StaffHeader, StaffOnly, key_href, short_time};
 use crate::{error::AppError, pages::PageError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +40,16 @@ pub async fn staff_event(position: String) -> Result<EventDetail, AppError> {
     struct Tree {
         root: TreeNode,
     }
-    super::staff_user().await?;
+    let user = super::staff_user().await?;
     let position = position.parse::<i64>().map_err(|_| AppError::NotFound)?;
-    let detail: Detail = super::read(&format!("/events/{position}")).await?;
-    let tree: Tree = super::read(&format!("/events/{position}/tree")).await?;
+    let (event, tree) = (
+        format!("/events/{position}"),
+        format!("/events/{position}/tree"),
+    );
+    let (detail, tree) = futures_util::try_join!(
+        super::read_as::<Detail>(&user, &event),
+        super::read_as::<Tree>(&user, &tree),
+    )?;
     Ok(EventDetail {
         event: detail.event,
         payload: serde_json::to_string_pretty(&detail.data).unwrap_or_default(),
@@ -59,7 +65,7 @@ pub fn EventPage() -> impl IntoView {
     let position = Memo::new(move |_| params.read().get("position").unwrap_or_default());
     let detail = Resource::new(move || position.get(), staff_event);
     view! {
-        <div class="staff">
+        <StaffOnly>
             <StaffHeader title="Event" />
             <Suspense fallback=|| view! { <p>"Loading the event…"</p> }>
                 {move || Suspend::new(async move {
@@ -69,7 +75,7 @@ pub fn EventPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </div>
+        </StaffOnly>
     }
 }
 

@@ -8,7 +8,7 @@ use leptos_router::{components::A, hooks::use_params_map};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{StaffHeader, Time, key_href};
+use super::{StaffHeader, StaffOnly, Time, key_href};
 use crate::{
     error::AppError,
     money::pounds,
@@ -40,19 +40,16 @@ pub struct KeyHistory {
 #[server(endpoint = "staff_key_history")]
 pub async fn staff_key_history(key: String, after: String) -> Result<KeyHistory, AppError> {
     use crate::server::staff_query::parse_whole;
-    super::staff_user().await?;
-    let key = key.trim().to_owned();
-    if key.is_empty() || key.chars().count() > 256 {
-        return Err(AppError::NotFound);
-    }
-    let mut path = format!(
-        "/keys/{}/events?limit={PAGE_SIZE}",
-        super::key_segment(&key)
-    );
+    let user = super::staff_user().await?;
+    let key = key.trim();
+    let segment = super::key_segment(key)
+        .filter(|_| !key.is_empty() && key.chars().count() <= 256)
+        .ok_or(AppError::NotFound)?;
+    let mut path = format!("/keys/{segment}/events?limit={PAGE_SIZE}");
     if let Some(after) = parse_whole(&after, "after", 0)? {
         path.push_str(&format!("&after_value={after}"));
     }
-    super::read(&path).await
+    super::read_as(&user, &path).await
 }
 
 #[component]
@@ -65,7 +62,7 @@ pub fn KeyHistoryPage() -> impl IntoView {
         |(key, after)| staff_key_history(key, after),
     );
     view! {
-        <div class="staff">
+        <StaffOnly>
             <StaffHeader title="Key history" />
             <Suspense fallback=|| view! { <p>"Loading the key's history…"</p> }>
                 {move || Suspend::new(async move {
@@ -75,7 +72,7 @@ pub fn KeyHistoryPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </div>
+        </StaffOnly>
     }
 }
 

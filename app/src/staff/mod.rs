@@ -22,6 +22,7 @@ pub mod event;
 pub mod history;
 pub mod reports;
 pub mod system;
+pub mod system_actions;
 pub mod time_travel;
 pub mod trace;
 
@@ -30,7 +31,10 @@ use leptos_router::components::A;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::{error::AppError, pages::encode_query_value};
+use crate::{
+    error::AppError,
+    pages::{PageError, encode_query_value},
+};
 
 /// One event as the staff tables list it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,14 +66,41 @@ pub fn Time(at: String) -> impl IntoView {
     view! { <time datetime=at>{shown}</time> }
 }
 
-/// A key as one segment of a path (a key may hold any character).
-pub fn key_segment(key: &str) -> String {
-    encode_query_value(key).replace('/', "%2F")
+/// A key as one segment of a path (a key may hold any character; `.` and
+/// `..` alone would be read as steps up the path, and are no key's name).
+pub fn key_segment(key: &str) -> Option<String> {
+    (key != "." && key != "..").then(|| encode_query_value(key).replace('/', "%2F"))
 }
 
 /// The link to a key's history page.
 pub fn key_href(key: &str) -> String {
-    format!("/staff/keys/{}", key_segment(key))
+    format!("/staff/keys/{}", key_segment(key).unwrap_or_default())
+}
+
+/// A staff page: checks who is logged in before anything of the console
+/// shows, so a customer sees exactly the not-found page and someone not
+/// logged in is sent to log in.
+#[component]
+pub fn StaffOnly(children: ChildrenFn) -> impl IntoView {
+    let check = Resource::new(|| (), |_| staff_check());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let children = children.clone();
+                Suspend::new(async move {
+                    match check.await {
+                        Ok(()) => view! { <div class="staff">{children()}</div> }.into_any(),
+                        Err(error) => view! { <PageError error /> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[server(endpoint = "staff_check")]
+pub async fn staff_check() -> Result<(), AppError> {
+    staff_user().await.map(|_| ())
 }
 
 /// The heading every staff page starts with: its title, the console's
@@ -101,31 +132,52 @@ pub fn StaffHeader(title: &'static str) -> impl IntoView {
                 })}
             </Suspense>
         </div>
+        <p class="hint">"Times are UTC. Type them as 2026-11-30 09:15:00, or in RFC 3339."</p>
     }
 }
 
-/// "up to date", or how many seconds the reporting tables are behind the
-/// newest event the web server has seen on the bus.
+/// How far the reporting tables are behind the log, from the bus's own
+/// account of the reporting subscription: "up to date" when it owes the
+/// service nothing, else the age of the oldest event it has not yet had
+/// acknowledged (and any parked events, which hold their keys back).
 #[server(endpoint = "staff_freshness")]
 pub async fn staff_freshness() -> Result<String, AppError> {
+    use crate::server::state;
     #[derive(Deserialize)]
-    struct Freshness {
-        applied_position: Option<i64>,
-        applied_at: Option<chrono::DateTime<chrono::Utc>>,
+    struct Lag {
+        client_type: String,
+        unacknowledged: i64,
+        parked: i64,
+        in_flight: i64,
+        oldest_unacknowledged_at: Option<chrono::DateTime<chrono::Utc>>,
     }
-    let freshness: Freshness = read("/freshness").await?;
-    let head = crate::server::state::live_hub()?.head();
-    Ok(
-        match (head, freshness.applied_position, freshness.applied_at) {
-            (None, _, _) => "up to date".to_owned(),
-            (Some((head, _)), Some(applied), _) if applied >= head => "up to date".to_owned(),
-            (Some((_, head_at)), _, applied_at) => {
-                let since = applied_at.unwrap_or(head_at);
-                let seconds = (head_at - since).num_seconds().max(1);
-                format!("{seconds} s behind the log")
-            }
-        },
-    )
+    staff_user().await?;
+    let subscriptions: Vec<Lag> =
+        state::bus_staff()?
+            .get("/subscriptions")
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "the bus's staff endpoints did not answer");
+                AppError::Unavailable("the bus is not answering".to_owned())
+            })?;
+    let Some(lag) = subscriptions
+        .into_iter()
+        .find(|s| s.client_type == "reporting")
+    else {
+        return Ok("the reporting service has not started yet".to_owned());
+    };
+    let parked = match lag.parked {
+        0 => String::new(),
+        n => format!("; {n} parked events hold their keys back"),
+    };
+    Ok(match lag.oldest_unacknowledged_at {
+        None if lag.unacknowledged == 0 && lag.in_flight == 0 => format!("up to date{parked}"),
+        None => format!("catching up{parked}"),
+        Some(oldest) => {
+            let seconds = (chrono::Utc::now() - oldest).num_seconds().max(0);
+            format!("{seconds} s behind the log{parked}")
+        }
+    })
 }
 
 /// The staff member logged in: anyone else is told the page does not exist.
@@ -139,10 +191,12 @@ pub(crate) async fn staff_user() -> Result<crate::server::session::SessionUser, 
     }
 }
 
-/// Reads `path` from the reporting service for the staff member logged in.
+/// Reads `path` from the reporting service for `user` (a staff member).
 #[cfg(feature = "ssr")]
-pub(crate) async fn read<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, AppError> {
-    let user = staff_user().await?;
+pub(crate) async fn read_as<T: serde::de::DeserializeOwned>(
+    user: &crate::server::session::SessionUser,
+    path: &str,
+) -> Result<T, AppError> {
     crate::server::state::services()?
         .reporting(path, &user.call())
         .await
@@ -197,7 +251,10 @@ pub fn EventTable(events: Vec<EventRow>, label: &'static str) -> impl IntoView {
 
 #[component]
 fn EventLine(event: EventRow) -> impl IntoView {
-    let correlation_short: String = event.correlation_id.chars().take(8).collect();
+    // The end of the id: its start is a timestamp, the same for events
+    // made close together.
+    let skip = event.correlation_id.chars().count().saturating_sub(8);
+    let correlation_short: String = event.correlation_id.chars().skip(skip).collect();
     view! {
         <tr data-testid="event-line" data-position=event.position>
             <td class="num">

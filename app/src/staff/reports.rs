@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    StaffHeader,
+    StaffHeader, StaffOnly,
     chart::{BarChart, Series},
     short_time,
 };
@@ -108,7 +108,7 @@ pub async fn staff_reports(bucket: String) -> Result<Reports, AppError> {
         bands: Vec<Band>,
         largest: Vec<Largest>,
     }
-    super::staff_user().await?;
+    let user = super::staff_user().await?;
     let bucket = match bucket.as_str() {
         "" | "hour" => "hour",
         "minute" => "minute",
@@ -121,12 +121,12 @@ pub async fn staff_reports(bucket: String) -> Result<Reports, AppError> {
     };
     let events_path = format!("/reports/events?bucket={bucket}");
     let (events, transfers, rejections, cash, balances, totals) = futures_util::try_join!(
-        super::read::<Rows<EventsRow>>(&events_path),
-        super::read::<Rows<TransfersRow>>("/reports/transfers"),
-        super::read::<Rows<RejectionRow>>("/reports/rejections"),
-        super::read::<Rows<CashRow>>("/reports/cash?bucket=hour"),
-        super::read::<Balances>("/reports/balances"),
-        super::read::<Rows<TotalRow>>("/reports/totals"),
+        super::read_as::<Rows<EventsRow>>(&user, &events_path),
+        super::read_as::<Rows<TransfersRow>>(&user, "/reports/transfers"),
+        super::read_as::<Rows<RejectionRow>>(&user, "/reports/rejections"),
+        super::read_as::<Rows<CashRow>>(&user, "/reports/cash?bucket=hour"),
+        super::read_as::<Balances>(&user, "/reports/balances"),
+        super::read_as::<Rows<TotalRow>>(&user, "/reports/totals"),
     )?;
     Ok(Reports {
         bucket: bucket.to_owned(),
@@ -145,7 +145,7 @@ pub fn ReportsPage() -> impl IntoView {
     let bucket = query_param("bucket");
     let reports = Resource::new(move || bucket.get(), staff_reports);
     view! {
-        <div class="staff">
+        <StaffOnly>
             <StaffHeader title="Reports" />
             <Suspense fallback=|| view! { <p>"Loading the reports…"</p> }>
                 {move || Suspend::new(async move {
@@ -155,25 +155,20 @@ pub fn ReportsPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </div>
+        </StaffOnly>
     }
 }
 
 /// A report's card: title, chart, table and CSV link.
 #[component]
-fn Report(
-    id: &'static str,
-    title: &'static str,
-    csv: &'static str,
-    children: Children,
-) -> impl IntoView {
+fn Report(id: &'static str, title: &'static str, csv: String, children: Children) -> impl IntoView {
     let heading = format!("{id}-title");
     let labelled_by = heading.clone();
     view! {
         <section class="card report" aria-labelledby=labelled_by data-testid=format!("report-{id}")>
             <h2 id=heading>{title}</h2>
             {children()}
-            <p><a href=format!("/staff/reports/{csv}.csv") download>"Download the table (CSV)"</a></p>
+            <p><a href=format!("/staff/reports/{csv}") download>"Download the table (CSV)"</a></p>
         </section>
     }
 }
@@ -223,12 +218,12 @@ fn AllReports(reports: Reports) -> impl IntoView {
     };
 
     view! {
-        <Report id="events" title="Events by type" csv="events">
+        <Report id="events" title="Events by type" csv=format!("events.csv?bucket={}", reports.bucket)>
             <p><a href=format!("/staff/reports?bucket={}", other_bucket.0)>{other_bucket.1}</a></p>
             <BarChart title=format!("Events per {} by type", reports.bucket) labels=event_labels series=event_series stacked=true />
             <Table head=vec!["Start (UTC)", "Type", "Events"] rows=reports.events.iter().map(|r| vec![short_time(&r.start), r.event_type.clone(), r.events.to_string()]).collect() />
         </Report>
-        <Report id="transfers" title="Transfers per hour" csv="transfers">
+        <Report id="transfers" title="Transfers per hour" csv="transfers.csv".to_owned()>
             <BarChart
                 title="Accepted and rejected transfers per hour".to_owned()
                 labels=reports.transfers.iter().map(|r| clock(&r.hour)).collect()
@@ -247,7 +242,7 @@ fn AllReports(reports: Reports) -> impl IntoView {
                 }).collect()
             />
         </Report>
-        <Report id="rejections" title="Rejected transfers by reason" csv="rejections">
+        <Report id="rejections" title="Rejected transfers by reason" csv="rejections.csv".to_owned()>
             <BarChart
                 title="Rejected transfers by reason".to_owned()
                 labels=reports.rejections.iter().map(|r| r.reason.clone()).collect()
@@ -255,7 +250,7 @@ fn AllReports(reports: Reports) -> impl IntoView {
             />
             <Table head=vec!["Reason", "Transfers", "Amount"] rows=reports.rejections.iter().map(|r| vec![r.reason.clone(), r.transfers.to_string(), pounds(r.amount)]).collect() />
         </Report>
-        <Report id="cash" title="Deposits and withdrawals per hour" csv="cash">
+        <Report id="cash" title="Deposits and withdrawals per hour" csv="cash.csv".to_owned()>
             <BarChart
                 title="Deposits and withdrawals per hour, in pounds".to_owned()
                 labels=reports.cash.iter().map(|r| clock(&r.start)).collect()
@@ -269,7 +264,7 @@ fn AllReports(reports: Reports) -> impl IntoView {
                 rows=reports.cash.iter().map(|r| vec![short_time(&r.start), r.deposit_count.to_string(), pounds(r.deposits), r.withdrawal_count.to_string(), pounds(r.withdrawals)]).collect()
             />
         </Report>
-        <Report id="balances" title="Accounts by balance" csv="balances">
+        <Report id="balances" title="Accounts by balance" csv="balances.csv".to_owned()>
             <BarChart
                 title="Accounts by balance band".to_owned()
                 labels=reports.bands.iter().map(|b| b.label.clone()).collect()
@@ -280,7 +275,7 @@ fn AllReports(reports: Reports) -> impl IntoView {
             <Table head=vec!["Account", "Customer", "Balance"] rows=reports.largest.iter().map(|l| vec![l.account_id.to_string(), l.username.clone(), pounds(l.balance)]).collect() />
             <p><a href="/staff/reports/largest.csv" download>"Download the largest balances (CSV)"</a></p>
         </Report>
-        <Report id="totals" title="Totals by type" csv="totals">
+        <Report id="totals" title="Totals by type" csv="totals.csv".to_owned()>
             <BarChart
                 title="Events by type since the beginning".to_owned()
                 labels=reports.totals.iter().map(|t| t.event_type.clone()).collect()

@@ -5,166 +5,15 @@
 
 use leptos::prelude::*;
 use leptos_router::components::A;
-use serde::{Deserialize, Serialize};
 
-use super::{StaffHeader, key_href, short_time};
-use crate::{
-    error::AppError,
-    forms::action_error,
-    pages::{FormError, PageError, query_param},
+use super::{
+    StaffHeader, StaffOnly, key_href, short_time,
+    system_actions::{DecideParked, ParkedRow, SystemView, staff_system},
 };
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubscriptionRow {
-    pub client_type: String,
-    #[serde(default)]
-    pub instances: i64,
-    pub acked_through: i64,
-    pub unacknowledged: i64,
-    #[serde(default)]
-    pub oldest_unacknowledged_at: Option<String>,
-    pub parked: i64,
-    pub blocked: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParkedRow {
-    pub client_type: String,
-    pub position: i64,
-    pub event_type: String,
-    pub consistency_key: String,
-    pub deliveries: i64,
-    pub reason: String,
-    pub parked_at: String,
-    pub blocked_count: i64,
-    pub blocked_positions: Vec<i64>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRow {
-    pub staff: String,
-    pub action: String,
-    pub subject: String,
-    pub note: String,
-    pub outcome: String,
-    pub at: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SystemView {
-    pub now: String,
-    pub subscriptions: Vec<SubscriptionRow>,
-    pub parked: Vec<ParkedRow>,
-    pub audit: Vec<AuditRow>,
-}
-
-#[server(endpoint = "staff_system")]
-pub async fn staff_system() -> Result<SystemView, AppError> {
-    use crate::server::{audit, state};
-    #[derive(Deserialize)]
-    struct Parked {
-        parked: Vec<ParkedRow>,
-    }
-    super::staff_user().await?;
-    let bus = state::bus_staff()?;
-    let unavailable = |error: crate::server::bus_staff::BusStaffError| {
-        tracing::warn!(%error, "the bus's staff endpoints did not answer");
-        AppError::Unavailable("the bus is not answering; please try again in a moment".to_owned())
-    };
-    let subscriptions: Vec<SubscriptionRow> =
-        bus.get("/subscriptions").await.map_err(unavailable)?;
-    let parked: Parked = bus.get("/parked?limit=200").await.map_err(unavailable)?;
-    let audit = audit::recent(&state::pool()?, None, 50)
-        .await?
-        .into_iter()
-        .map(|entry| AuditRow {
-            staff: entry.staff,
-            action: entry.action,
-            subject: entry.subject,
-            note: entry.note,
-            outcome: entry.outcome,
-            at: entry.at.to_rfc3339(),
-        })
-        .collect();
-    Ok(SystemView {
-        now: chrono::Utc::now().to_rfc3339(),
-        subscriptions,
-        parked: parked.parked,
-        audit,
-    })
-}
-
-/// Replays or skips a parked event on the bus, and records it with the
-/// staff member's name. Deciding on an event no longer parked changes
-/// nothing and says so.
-#[server(endpoint = "staff_decide")]
-pub async fn decide_parked(
-    client_type: String,
-    position: i64,
-    decision: String,
-    note: String,
-) -> Result<String, AppError> {
-    use crate::server::{
-        audit::{self, Action},
-        bus_staff::BusStaffError,
-        state,
-    };
-    let user = super::staff_user().await?;
-    let action = match decision.as_str() {
-        "replay" => "replay",
-        "skip" => "skip",
-        _ => return Err(AppError::invalid("decision", "replay or skip")),
-    };
-    let note = note.trim();
-    if action == "skip" && note.is_empty() {
-        return Err(AppError::invalid(
-            "note",
-            "say why this event is to be skipped",
-        ));
-    }
-    if note.chars().count() > 500 {
-        return Err(AppError::invalid("note", "at most 500 characters"));
-    }
-    // The bus records the console's credential; the note names the person.
-    let body = serde_json::json!({ "note": format!("{note} (by {})", user.username).trim() });
-    let path = format!(
-        "/parked/{}/{position}/{action}",
-        crate::pages::encode_query_value(&client_type)
-    );
-    #[derive(Deserialize)]
-    struct Released {
-        released: i64,
-    }
-    let answer = state::bus_staff()?.post::<Released>(&path, &body).await;
-    let subject = format!("{client_type} position {position}");
-    let record = Action {
-        staff: &user.username,
-        action,
-        subject: &subject,
-        note,
-    };
-    let pool = state::pool()?;
-    match answer {
-        Ok(released) => {
-            let outcome = format!("released {} held events", released.released);
-            audit::record(&pool, &record, &outcome).await?;
-            Ok(format!("{subject}: {action} done; {outcome}."))
-        }
-        Err(BusStaffError::NotFound) => {
-            audit::record(&pool, &record, "not parked any more").await?;
-            Err(AppError::Refused(format!(
-                "{subject} is not parked any more"
-            )))
-        }
-        Err(BusStaffError::Refused(message)) => Err(AppError::invalid("note", message)),
-        Err(error) => {
-            tracing::warn!(%error, "a staff decision did not reach the bus");
-            Err(AppError::Unavailable(
-                "the bus did not answer; the event may or may not have been released, so look at the list before deciding again".to_owned(),
-            ))
-        }
-    }
-}
+use crate::{
+    forms::action_error,
+    pages::{FormError, PageError, encode_query_value, query_param},
+};
 
 #[component]
 pub fn SystemPage() -> impl IntoView {
@@ -174,7 +23,7 @@ pub fn SystemPage() -> impl IntoView {
     let client_type = query_param("client_type");
     let position = query_param("position");
     view! {
-        <div class="staff">
+        <StaffOnly>
             <StaffHeader title="System" />
             <Suspense fallback=|| view! { <p>"Asking the bus…"</p> }>
                 {move || Suspend::new(async move {
@@ -185,26 +34,8 @@ pub fn SystemPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </div>
+        </StaffOnly>
     }
-}
-
-/// Age of an RFC 3339 time relative to `now`, as people read it.
-#[cfg(feature = "ssr")]
-fn age(now: &str, then: &str) -> String {
-    use chrono::DateTime;
-    match (
-        DateTime::parse_from_rfc3339(now),
-        DateTime::parse_from_rfc3339(then),
-    ) {
-        (Ok(now), Ok(then)) => format!("{} s", (now - then).num_seconds().max(0)),
-        _ => String::new(),
-    }
-}
-
-#[cfg(not(feature = "ssr"))]
-fn age(_now: &str, then: &str) -> String {
-    short_time(then)
 }
 
 #[component]
@@ -220,7 +51,6 @@ fn System(
         .find(|p| p.client_type == client_type && p.position.to_string() == position)
         .cloned()
         .filter(|_| review == "replay" || review == "skip");
-    let now = system.now.clone();
     view! {
         <section class="card" aria-labelledby="subs-title">
             <h2 id="subs-title">"Subscriptions"</h2>
@@ -238,7 +68,7 @@ fn System(
                     </thead>
                     <tbody>
                         {system.subscriptions.into_iter().map(|s| {
-                            let oldest = s.oldest_unacknowledged_at.as_deref().map(|t| age(&now, t)).unwrap_or_else(|| "none".to_owned());
+                            let oldest = s.oldest_age_seconds.map(|age| format!("{age} s ago")).unwrap_or_else(|| "none".to_owned());
                             view! {
                                 <tr>
                                     <td>{s.client_type}</td>
@@ -261,7 +91,11 @@ fn System(
             {system.parked.is_empty().then(|| view! { <p data-testid="no-parked">"No event is parked."</p> })}
             <ul class="plain parked" data-testid="parked">
                 {system.parked.into_iter().map(|p| {
-                    let review_href = |what: &str| format!("/staff/system?review={what}&client_type={}&position={}", p.client_type, p.position);
+                    let review_href = |what: &str| format!(
+                        "/staff/system?review={what}&client_type={}&position={}",
+                        encode_query_value(&p.client_type),
+                        p.position
+                    );
                     view! {
                         <li data-testid="parked-event" data-position=p.position>
                             <p>
@@ -352,7 +186,7 @@ fn Review(
                 <input type="hidden" name="decision" value=decision.clone() />
                 <div class="field">
                     <label for="decision-note">{if skip { "Why it is skipped (required)" } else { "Note (optional)" }}</label>
-                    <input id="decision-note" name="note" type="text" required=skip maxlength="500"
+                    <input id="decision-note" name="note" type="text" required=skip maxlength="400"
                         aria-invalid=move || error.get().and_then(|e| e.for_field("note")).is_some().then_some("true")
                         aria-describedby="decision-note-error" />
                     <p class="field-error" id="decision-note-error">{move || error.get().and_then(|e| e.for_field("note"))}</p>

@@ -7,7 +7,7 @@ use leptos_router::components::A;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{StaffHeader, short_time};
+use super::{StaffHeader, StaffOnly, short_time};
 use crate::{
     error::AppError,
     money::{pounds, signed_pounds},
@@ -42,6 +42,7 @@ pub struct AccountAsOf {
     pub username: String,
     pub balance: Decimal,
     pub lines: Vec<Line>,
+    pub next_before_value: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,33 +75,46 @@ pub struct TimeTravel {
     pub account: Option<AccountAsOf>,
     /// The account asked for did not exist at that moment.
     pub no_account: bool,
+    /// The moment asked for, as typed (for the statement's page links).
+    pub at: String,
     pub diff: Option<Diff>,
 }
+
+/// Statement lines a page.
+#[cfg(feature = "ssr")]
+const LINES: u32 = 50;
 
 #[server(endpoint = "staff_time_travel")]
 pub async fn staff_time_travel(
     at: String,
     account: String,
+    before: String,
     from: String,
     to: String,
 ) -> Result<TimeTravel, AppError> {
-    use crate::server::staff_query::{parse_time, parse_whole};
-    super::staff_user().await?;
-    let at = parse_time(&at, "at")?;
+    use crate::server::staff_query::{parse_moment, parse_time, parse_whole};
+    let user = super::staff_user().await?;
+    let at = parse_moment(&at, "at")?;
     let account = parse_whole(&account, "account", 1)?;
+    let before = parse_whole(&before, "before", 1)?;
     let from = parse_time(&from, "from")?;
     let to = parse_time(&to, "until")?;
     let mut travel = TimeTravel {
         totals: None,
         account: None,
         no_account: false,
+        at: at.map(|at| at.to_rfc3339()).unwrap_or_default(),
         diff: None,
     };
     if let Some(at) = at {
         let at = crate::pages::encode_query_value(&at.to_rfc3339());
-        travel.totals = Some(super::read(&format!("/as-of?at={at}")).await?);
+        travel.totals = Some(super::read_as(&user, &format!("/as-of?at={at}")).await?);
         if let Some(account) = account {
-            match super::read(&format!("/accounts/{account}/as-of?at={at}&limit=50")).await {
+            let mut path = format!("/accounts/{account}/as-of?at={at}&limit={LINES}");
+            if let Some(before) = before {
+                path.push_str(&format!("&before_value={before}"));
+            }
+            match super::read_as(&user, &path).await {
                 Ok(as_of) => travel.account = Some(as_of),
                 Err(AppError::NotFound) => travel.no_account = true,
                 Err(other) => return Err(other),
@@ -113,7 +127,7 @@ pub async fn staff_time_travel(
                 crate::pages::encode_query_value(&from.to_rfc3339()),
                 crate::pages::encode_query_value(&to.to_rfc3339()),
             );
-            travel.diff = Some(super::read(&format!("/diff?from={from}&to={to}")).await?);
+            travel.diff = Some(super::read_as(&user, &format!("/diff?from={from}&to={to}")).await?);
         }
         (Some(_), Some(_)) => return Err(AppError::invalid("to", "until must be after from")),
         (Some(_), None) | (None, Some(_)) => {
@@ -128,14 +142,15 @@ pub async fn staff_time_travel(
 pub fn TimeTravelPage() -> impl IntoView {
     let at = query_param("at");
     let account = query_param("account");
+    let before = query_param("before");
     let from = query_param("from");
     let to = query_param("to");
     let travel = Resource::new(
-        move || (at.get(), account.get(), from.get(), to.get()),
-        |(at, account, from, to)| staff_time_travel(at, account, from, to),
+        move || (at.get(), account.get(), before.get(), from.get(), to.get()),
+        |(at, account, before, from, to)| staff_time_travel(at, account, before, from, to),
     );
     view! {
-        <div class="staff">
+        <StaffOnly>
             <StaffHeader title="Time travel" />
             <section class="card" aria-labelledby="when-title">
                 <h2 id="when-title">"As of a moment"</h2>
@@ -150,8 +165,10 @@ pub fn TimeTravelPage() -> impl IntoView {
                     </div>
                     <button type="submit">"Travel"</button>
                 </form>
+            </section>
+            <section class="card" aria-labelledby="diff-title">
                 <h2 id="diff-title">"What changed between two moments"</h2>
-                <form method="get" action="/staff/time-travel" class="inline-fields" aria-labelledby="diff-title">
+                <form method="get" action="/staff/time-travel" class="inline-fields">
                     <div class="field">
                         <label for="from">"From (UTC)"</label>
                         <input id="from" name="from" type="text" value=move || from.get() />
@@ -171,7 +188,7 @@ pub fn TimeTravelPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </div>
+        </StaffOnly>
     }
 }
 
@@ -187,7 +204,7 @@ fn Results(travel: TimeTravel) -> impl IntoView {
         {travel.no_account.then(|| view! {
             <section class="card"><p data-testid="no-account">"That account did not exist yet at that moment."</p></section>
         })}
-        {travel.account.map(|account| view! { <AccountThen account /> })}
+        {travel.account.map(|account| view! { <AccountThen account at=travel.at.clone() /> })}
         {travel.diff.map(|diff| view! { <DiffView diff /> })}
     }
 }
@@ -200,7 +217,7 @@ fn TotalsList(totals: Totals) -> impl IntoView {
             <dd data-testid="money-held">{pounds(totals.money_held)}</dd>
             <dt>"Accounts"</dt>
             <dd>{totals.accounts}</dd>
-            <dt>"Customers"</dt>
+            <dt>"Customers with an account"</dt>
             <dd>{totals.users}</dd>
             <dt>"Events"</dt>
             <dd>{totals.events}</dd>
@@ -213,7 +230,14 @@ fn TotalsList(totals: Totals) -> impl IntoView {
 }
 
 #[component]
-fn AccountThen(account: AccountAsOf) -> impl IntoView {
+fn AccountThen(account: AccountAsOf, at: String) -> impl IntoView {
+    let older = account.next_before_value.map(|before| {
+        format!(
+            "/staff/time-travel?at={}&account={}&before={before}",
+            crate::pages::encode_query_value(&at),
+            account.account_id
+        )
+    });
     view! {
         <section class="card" aria-labelledby="account-then-title">
             <h2 id="account-then-title">
@@ -250,6 +274,7 @@ fn AccountThen(account: AccountAsOf) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
+            {older.map(|href| view! { <nav class="pager" aria-label="Statement pages"><A href=href>"Older lines"</A></nav> })}
         </section>
     }
 }

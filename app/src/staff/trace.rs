@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_params_map};
 use serde::{Deserialize, Serialize};
 
-use super::{StaffHeader, Time, key_href};
+use super::{StaffHeader, StaffOnly, Time, key_href};
 use crate::{error::AppError, pages::PageError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,9 +31,9 @@ pub struct Trace {
 
 #[server(endpoint = "staff_trace")]
 pub async fn staff_trace(correlation: String) -> Result<Trace, AppError> {
-    super::staff_user().await?;
+    let user = super::staff_user().await?;
     let id = uuid::Uuid::parse_str(correlation.trim()).map_err(|_| AppError::NotFound)?;
-    super::read(&format!("/correlations/{id}")).await
+    super::read_as(&user, &format!("/correlations/{id}")).await
 }
 
 #[component]
@@ -42,7 +42,7 @@ pub fn TracePage() -> impl IntoView {
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let trace = Resource::new(move || id.get(), staff_trace);
     view! {
-        <div class="staff">
+        <StaffOnly>
             <StaffHeader title="Correlation trace" />
             <Suspense fallback=|| view! { <p>"Loading the trace…"</p> }>
                 {move || Suspend::new(async move {
@@ -52,7 +52,7 @@ pub fn TracePage() -> impl IntoView {
                     }
                 })}
             </Suspense>
-        </div>
+        </StaffOnly>
     }
 }
 

@@ -51,11 +51,30 @@ impl StaffBrowser {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, String) {
-        let response = self
+        self.get_with(path, &[]).await
+    }
+
+    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut request = self
             .http
             .get(format!("{}{path}", self.base))
             .header(ACCEPT, "text/html")
+            .header(COOKIE, &self.cookie);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the web server answers");
+        (response.status(), response.text().await.expect("a body"))
+    }
+
+    /// Posts a server function's form from this site's page.
+    async fn post(&self, function: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let response = self
+            .http
+            .post(format!("{}/api/{function}", self.base))
+            .header(ORIGIN, &self.base)
             .header(COOKIE, &self.cookie)
+            .form(form)
             .send()
             .await
             .expect("the web server answers");
@@ -89,6 +108,19 @@ async fn reporting_tables(url: &str) -> String {
     dump
 }
 
+/// The staff audit: who did what, with what outcome.
+async fn audit_rows(url: &str) -> Vec<(String, String, String)> {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("the bank's database");
+    let rows = sqlx::query_as("SELECT staff, action, outcome FROM web.staff_audit ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .expect("the audit");
+    pool.close().await;
+    rows
+}
+
 fn assert_no_secret(text: &str, what: &str) {
     assert!(!text.contains("$argon2"), "{what} holds a password hash");
     assert!(!text.contains(PASSWORD), "{what} holds a password");
@@ -113,7 +145,10 @@ async fn staff_read_the_log_through_the_web_server_and_no_secret_reaches_them() 
         (status == StatusCode::OK && page.contains("ConfirmedCredit")).then_some(page)
     })
     .await;
-    assert!(history.contains("£30.00"), "the running balance shows");
+    assert!(
+        history.contains("balance-after\" class=\"num\">£30.00<"),
+        "the running balance shows: {history}"
+    );
 
     let (status, trace_page) = staff
         .get(&format!("/staff/events?key=trans-{transfer}"))
@@ -138,6 +173,17 @@ async fn staff_read_the_log_through_the_web_server_and_no_secret_reaches_them() 
     assert!(all.iter().all(|event| event["event_type"] != "UserCreated"));
     let (_, system) = staff.get("/staff/system").await;
     assert!(system.contains("events.csv"), "the export is in the audit");
+    let audit = audit_rows(&bank.db.url).await;
+    assert!(
+        audit.contains(&(STAFF.0.to_owned(), "export".to_owned(), "2 rows".to_owned())),
+        "the CSV export is recorded with who and how many rows: {audit:?}"
+    );
+
+    // A download another site starts is refused, even with the cookie.
+    let (status, _) = staff
+        .get_with("/staff/events.csv", &[("sec-fetch-site", "cross-site")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // No password hash anywhere staff can look, nor in the service's tables.
     for (text, what) in [
@@ -157,10 +203,70 @@ async fn staff_read_the_log_through_the_web_server_and_no_secret_reaches_them() 
     // Nor could it: its bus scope cannot read UserCreated (trust::scopes'
     // tests hold every scope but the users service's to that).
 
-    // A customer is told the console does not exist.
-    let (status, _) = StaffBrowser::log_in(&web, "console_alice", PASSWORD)
-        .await
-        .get("/staff/events")
-        .await;
+    // A customer is told the console does not exist, and may not decide.
+    let customer = StaffBrowser::log_in(&web, "console_alice", PASSWORD).await;
+    let (status, _) = customer.get("/staff/events").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = customer.get("/staff/events.csv").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let decision = [
+        ("client_type", "reporting"),
+        ("position", "1"),
+        ("decision", "skip"),
+        ("note", "a customer tries"),
+    ];
+    let (status, body) = customer.post("staff_decide", &decision).await;
+    assert!(!status.is_success(), "{status}: {body}");
+    assert!(body.contains("NotFound"), "{body}");
+    // Staff deciding on an event that is not parked changes nothing, and
+    // that is recorded too.
+    let (status, body) = staff.post("staff_decide", &decision).await;
+    assert!(!status.is_success(), "{status}: {body}");
+    assert!(body.contains("not parked any more"), "{body}");
+    assert!(
+        audit_rows(&bank.db.url).await.contains(&(
+            STAFF.0.to_owned(),
+            "skip".to_owned(),
+            "not parked any more".to_owned()
+        )),
+        "the refused skip is recorded"
+    );
+    let before = audit_rows(&bank.db.url).await.len();
+    let (status, _) = customer.post("staff_decide", &decision).await;
+    assert!(!status.is_success());
+    assert_eq!(
+        audit_rows(&bank.db.url).await.len(),
+        before,
+        "a customer's try records nothing"
+    );
+
+    // No one logged in is sent to log in, for pages and downloads alike.
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    for path in [
+        "/staff/events",
+        "/staff/events.csv",
+        "/staff/reports/totals.csv",
+    ] {
+        let response = anonymous
+            .get(format!("{}{path}", web.http_base()))
+            .header(ACCEPT, "text/html")
+            .send()
+            .await
+            .expect("the web server answers");
+        let to = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            response.status().is_redirection(),
+            "{path}: {}",
+            response.status()
+        );
+        assert!(to.starts_with("/login?next="), "{path}: {to}");
+    }
 }

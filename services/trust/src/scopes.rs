@@ -92,14 +92,12 @@ const BANKING: &[&str] = &[
     RejectedTransaction::TYPE,
 ];
 
-/// The web server: observes balances and transfers to push them live,
-/// and the newest position, to tell staff how far behind reports are.
+/// The web server: observes balances and transfers to push them live.
 pub const WEB: ClientScope = ClientScope {
     name: "web",
     client_types: &["web"],
     publish: &[],
     read: &[
-        AccountCreationRequest::TYPE,
         AccountCreated::TYPE,
         ConfirmedCredit::TYPE,
         ConfirmedDebit::TYPE,
