@@ -10,6 +10,8 @@ async function seriousViolations(page: Page) {
 }
 
 test('no page has a serious or critical accessibility violation', async ({ browser }) => {
+  // Two customers, then axe over every page: longer than one journey.
+  test.setTimeout(90_000);
   const ola = await signUp(browser, 'ola');
   const pip = await signUp(browser, 'pip');
   const [account] = await accountNumbers(ola.page, 1);

@@ -247,6 +247,11 @@ mod tests {
     }
 
     #[test]
+    fn the_filter_offers_exactly_the_types_the_reporting_service_keeps() {
+        assert_eq!(browser::EVENT_TYPES, reporting::EVENT_TYPES);
+    }
+
+    #[test]
     fn seeking_a_position_starts_the_page_at_it() {
         let filter = browser::EventFilter {
             position: "41".into(),

@@ -10,7 +10,8 @@
 //! - [`browser`]: the event browser, with filters, seeking, export and a
 //!   live mode; [`event`]: one event, its payload and its causation tree.
 //! - [`history`]: one key's events; [`trace`]: one correlation's.
-//! - [`time_travel`]: balances and totals as of a past time, and diffs.
+//! - [`time_travel`]: balances and totals as of a past time; [`diff`]:
+//!   what changed between two.
 //! - [`reports`] with [`chart`]: charts with their data tables.
 //! - [`system`]: subscriptions, parked events, replays and skips, and the
 //!   audit of what staff did.
@@ -18,6 +19,7 @@
 pub mod browser;
 pub mod browser_live;
 pub mod chart;
+pub mod diff;
 pub mod event;
 pub mod history;
 pub mod reports;

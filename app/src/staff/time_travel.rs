@@ -1,13 +1,17 @@
 //! Time travel: the bank as the log says it was at a past moment (money
 //! held, accounts, users), any account's balance and statement as of
-//! then, and what changed between two moments.
+//! then, and what changed between two moments ([`super::diff`]).
 
 use leptos::prelude::*;
 use leptos_router::components::A;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{StaffHeader, StaffOnly, short_time};
+use super::{
+    StaffHeader, StaffOnly,
+    diff::{Diff, DiffView},
+    short_time,
+};
 use crate::{
     error::AppError,
     money::{pounds, signed_pounds},
@@ -43,29 +47,6 @@ pub struct AccountAsOf {
     pub balance: Decimal,
     pub lines: Vec<Line>,
     pub next_before_value: Option<i64>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountChange {
-    pub account_id: i64,
-    pub username: String,
-    pub balance_from: Decimal,
-    pub balance_to: Decimal,
-    pub change: Decimal,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TypeCount {
-    pub event_type: String,
-    pub events: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Diff {
-    pub from: Totals,
-    pub to: Totals,
-    pub by_type: Vec<TypeCount>,
-    pub accounts: Vec<AccountChange>,
 }
 
 /// What the page shows for the moments and account asked for.
@@ -275,62 +256,6 @@ fn AccountThen(account: AccountAsOf, at: String) -> impl IntoView {
                 </table>
             </div>
             {older.map(|href| view! { <nav class="pager" aria-label="Statement pages"><A href=href>"Older lines"</A></nav> })}
-        </section>
-    }
-}
-
-#[component]
-fn DiffView(diff: Diff) -> impl IntoView {
-    let held_change = diff.to.money_held - diff.from.money_held;
-    view! {
-        <section class="card" aria-labelledby="diff-result-title">
-            <h2 id="diff-result-title">
-                {format!("From {} until {}", short_time(&diff.from.at), short_time(&diff.to.at))}
-            </h2>
-            <p data-testid="diff-money">
-                "Money held: " {pounds(diff.from.money_held)} " → " {pounds(diff.to.money_held)}
-                " (" {signed_pounds(held_change, !held_change.is_sign_negative())} "); accounts: " {diff.from.accounts} " → " {diff.to.accounts}
-                "; customers: " {diff.from.users} " → " {diff.to.users} "."
-            </p>
-            <h3>"Events in between, by type"</h3>
-            <ul class="plain">
-                {diff
-                    .by_type
-                    .into_iter()
-                    .map(|t| view! { <li>{format!("{}: {}", t.event_type, t.events)}</li> })
-                    .collect_view()}
-            </ul>
-            <h3>"Accounts that changed most"</h3>
-            <div class="table-scroll" tabindex="0" role="region" aria-label="Accounts that changed">
-                <table class="statement">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Account"</th>
-                            <th scope="col" class="num">"Before"</th>
-                            <th scope="col" class="num">"After"</th>
-                            <th scope="col" class="num">"Change"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        {diff
-                            .accounts
-                            .into_iter()
-                            .map(|a| view! {
-                                <tr>
-                                    <td>
-                                        <A href=super::key_href(&format!("acc-{}", a.account_id))>
-                                            {format!("{} ({})", a.account_id, a.username)}
-                                        </A>
-                                    </td>
-                                    <td class="num">{pounds(a.balance_from)}</td>
-                                    <td class="num">{pounds(a.balance_to)}</td>
-                                    <td class="num">{signed_pounds(a.change, !a.change.is_sign_negative())}</td>
-                                </tr>
-                            })
-                            .collect_view()}
-                    </tbody>
-                </table>
-            </div>
         </section>
     }
 }

@@ -4,6 +4,7 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
 };
 
 use nix::{
@@ -39,6 +40,9 @@ pub struct Process {
     env: Vec<(String, String)>,
     /// `host:port` it listens on.
     pub address: String,
+    /// Everything it has written to stderr (its log), which is also passed
+    /// on to the test's own stderr unless the test set its own filter.
+    log: Arc<Mutex<String>>,
 }
 
 fn binary(name: &str) -> PathBuf {
@@ -149,15 +153,32 @@ impl Process {
         let mut child = Command::new(&program)
             .env_remove("BUS_TOKEN")
             .env_remove("BUS_CREDENTIALS")
-            .envs(env.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("SERVICE_LOG").unwrap_or_else(|_| "error".into()),
             )
+            // A test's own settings win, a log filter among them.
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let kept = log.clone();
+        // A log the test asked for in detail is kept for it, not shown.
+        let echo = !env.iter().any(|(name, _)| name == "RUST_LOG");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{line}");
+                }
+                if let Ok(mut log) = kept.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
@@ -175,7 +196,13 @@ impl Process {
             program,
             env,
             address,
+            log,
         }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
     pub fn bus_url(&self) -> String {
@@ -210,6 +237,16 @@ impl Process {
 
     fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), signal).expect("signal the process");
+    }
+
+    /// Restarted with these settings added (a log filter, say).
+    pub fn restart_with(&mut self, settings: &[(&str, &str)]) {
+        self.env.extend(
+            settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self.restart();
     }
 
     /// The same program and settings again (a new port for a service; the

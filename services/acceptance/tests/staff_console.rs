@@ -129,13 +129,22 @@ fn assert_no_secret(text: &str, what: &str) {
 
 #[tokio::test]
 async fn staff_read_the_log_through_the_web_server_and_no_secret_reaches_them() {
-    let bank = Bank::start().await;
+    let mut bank = Bank::start().await;
+    // Every part logs all it would for debugging: no secret may be in it.
+    let verbose = [("RUST_LOG", "debug")];
+    bank.bus.restart_with(&verbose);
+    bank.users.restart_with(&verbose);
+    bank.accounts[0].restart_with(&verbose);
+    bank.transactions.restart_with(&verbose);
+    bank.reporting.restart_with(&verbose);
+    bank.restarted();
     let alice = bank.sign_up("console_alice").await;
     let bob = bank.sign_up("console_bob").await;
     bank.deposit("console_alice", alice, "80.00").await;
     let transfer = bank.transfer("console_alice", alice, bob, "30.00").await;
 
-    let web = Process::web(&bank.db.url, &bank);
+    let mut web = Process::web(&bank.db.url, &bank);
+    web.restart_with(&verbose);
     let staff = StaffBrowser::log_in(&web, STAFF.0, STAFF.1).await;
 
     // The reporting service follows the log: the transfer's credit shows.
@@ -202,6 +211,20 @@ async fn staff_read_the_log_through_the_web_server_and_no_secret_reaches_them() 
 
     // Nor could it: its bus scope cannot read UserCreated (trust::scopes'
     // tests hold every scope but the users service's to that).
+
+    // Nor is one in any log, at the most detailed level.
+    for (process, name) in [
+        (&bank.bus, "the bus's log"),
+        (&bank.users, "the users service's log"),
+        (&bank.accounts[0], "the accounts service's log"),
+        (&bank.transactions, "the transactions service's log"),
+        (&bank.reporting, "the reporting service's log"),
+        (&web, "the web server's log"),
+    ] {
+        let log = process.log();
+        assert!(!log.is_empty(), "{name} is empty: is the filter applied?");
+        assert_no_secret(&log, name);
+    }
 
     // A customer is told the console does not exist, and may not decide.
     let customer = StaffBrowser::log_in(&web, "console_alice", PASSWORD).await;
