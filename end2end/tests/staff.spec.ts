@@ -14,13 +14,17 @@ async function transfer(page: Page, from: number, to: number, amount: string, re
   await expect(page.getByTestId('transfer-status')).toHaveAttribute('data-status', 'accepted');
 }
 
-/** Loads `path` until `check` passes: the reporting tables follow the log within moments. */
+/** Loads `path` again and again until `check` passes (the reporting tables
+ * follow the log within moments; a loaded page does not change by itself). */
 async function eventually(page: Page, path: string, check: () => Promise<void>) {
   await expect(async () => {
     await page.goto(path);
     await check();
-  }).toPass({ timeout: 15_000 });
+  }).toPass({ timeout: 45_000 });
 }
+
+/** For checks inside `eventually`: each look at a loaded page is short. */
+const soon = expect.configure({ timeout: 2_000 });
 
 test('staff see a transfer just made, its trace, the account history, seeking and time travel', async ({ browser }) => {
   const ann = await signUp(browser, 'sta');
@@ -36,7 +40,7 @@ test('staff see a transfer just made, its trace, the account history, seeking an
   // The whole log, newest first: the transfer is there.
   const pending = staff.getByTestId('event-line').filter({ hasText: reference });
   await eventually(staff, '/staff/events', async () => {
-    await expect(pending).toHaveCount(1);
+    await soon(pending).toHaveCount(1);
   });
 
   // Free text narrows the log to the events that carry the reference: the
@@ -121,7 +125,7 @@ test('a chart shows the right totals for a known set of deposits', async ({ brow
 
   const expected = String(Number(before) + 3);
   await eventually(staff, '/staff/reports', async () => {
-    await expect(creditsRow().locator('td').nth(1)).toHaveText(expected);
+    await soon(creditsRow().locator('td').nth(1)).toHaveText(expected);
   });
   // The chart's bar for the type says the same number.
   await expect(staff.getByTestId('report-totals').locator('svg rect title', { hasText: `events: ${expected}` })).toHaveCount(1);
@@ -147,7 +151,7 @@ test('a parked event is replayed from the system page and leaves the list', asyn
     const staff = await staffPage(browser);
     const parked = staff.getByTestId('parked-event').filter({ hasText: `acc-${account}` });
     await eventually(staff, '/staff/system', async () => {
-      await expect(parked).toHaveCount(1);
+      await soon(parked).toHaveCount(1);
     });
     await expect(parked).toContainText('e2e: refused on purpose');
   } finally {
@@ -167,7 +171,7 @@ test('a parked event is replayed from the system page and leaves the list', asyn
   await expect(parked).toHaveCount(0);
   // It stays gone: the reporting service applied it this time.
   await eventually(staff, `/staff/keys/acc-${account}`, async () => {
-    await expect(staff.getByTestId('history-line')).toHaveCount(2);
+    await soon(staff.getByTestId('history-line')).toHaveCount(2);
   });
   await staff.goto('/staff/system');
   await expect(parked).toHaveCount(0);

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, type Browser, type Page } from '@playwright/test';
+import { expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { hydrated } from './bank';
 
 // What the staff console's tests share: the demo staff log-in, and SQL on
@@ -14,16 +14,26 @@ export function staffLogin(): { username: string; password: string } {
   return logins.staff;
 }
 
+/** The staff member's session, logged in once for all the staff tests: the
+ * users service limits log-ins per client address, and every test's
+ * browser comes from the same one. */
+let staffSession: Awaited<ReturnType<BrowserContext['storageState']>> | undefined;
+
 /** A browser context with the staff member logged in. */
 export async function staffPage(browser: Browser): Promise<Page> {
+  if (staffSession) {
+    return (await browser.newContext({ storageState: staffSession })).newPage();
+  }
   const { username, password } = staffLogin();
-  const page = await (await browser.newContext()).newPage();
+  const context = await browser.newContext();
+  const page = await context.newPage();
   await page.goto('/login?next=/staff/events');
   await hydrated(page);
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page).toHaveURL(/\/staff\/events$/);
+  staffSession = await context.storageState();
   return page;
 }
 
