@@ -32,7 +32,8 @@ export async function staffPage(browser: Browser): Promise<Page> {
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/staff\/events$/);
+  // The path itself: `/login?next=/staff/events` must not count as arrived.
+  await expect(page).toHaveURL((url) => url.pathname === '/staff/events');
   staffSession = await context.storageState();
   return page;
 }
