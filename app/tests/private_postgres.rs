@@ -72,6 +72,11 @@ async fn a_cluster_is_created_migrated_stopped_and_keeps_its_data() {
     );
 
     let again = PrivatePostgres::start(root.path(), Lifetime::ThisProcess).expect("restart");
+    assert_eq!(
+        again.database_url("ledgerline"),
+        url,
+        "a restarted cluster keeps its address"
+    );
     let pool = database::connect(&again.database_url("ledgerline"))
         .await
         .expect("reconnect");

@@ -1,4 +1,4 @@
-//! A database of one's own on the PostgreSQL server at `DATABASE_URL`.
+//! A database of one's own on the PostgreSQL server at `DATABASE_URL` (or another).
 
 /// A database of this test's own on the server at `DATABASE_URL`, dropped at the end.
 pub struct TestDb {
@@ -11,6 +11,11 @@ impl TestDb {
     pub async fn new() -> Self {
         let base = std::env::var("DATABASE_URL")
             .expect("DATABASE_URL must point at a PostgreSQL server (./dev test provides one)");
+        Self::on(&base).await
+    }
+
+    /// A database of its own on the server of `base` (a URL of any database there).
+    pub async fn on(base: &str) -> Self {
         let name = format!("ledgerline_test_{}", uuid::Uuid::now_v7().simple());
         let (prefix, _) = base
             .rsplit_once('/')

@@ -3,10 +3,9 @@
 //! staff log-in. Their passwords are made at the first start and kept,
 //! owner-only, in the state directory, so the printed log-ins keep working.
 //!
-//! Everything goes through the services' APIs like any customer's
-//! actions, with fixed idempotency keys: seeding twice changes nothing.
-//! The bus stamps each event with the time it stores it, so the history
-//! is dated at seeding; a bank cannot backdate its own log.
+//! The history itself is the load tool's demo preset
+//! (`populate::demo`): everything goes through the services' APIs like
+//! any customer's actions, with fixed idempotency keys.
 
 use std::{path::Path, time::Duration};
 
@@ -16,14 +15,9 @@ use bus::{
     protocol::Mode,
 };
 use events::{AccountCreated, DomainEvent};
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::{
-    services::{CallFor, Services},
-    session::Issued,
-};
+use super::services::Services;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Login {
@@ -54,11 +48,12 @@ impl DemoLogins {
             display_name: display_name.to_owned(),
             password: format!("demo-{}", &trust::secret::new_token()[..12]),
         };
+        let [alice, bob] = populate::demo::customers(String::new(), String::new());
         let logins = Self {
             staff: login("staff", "Bank staff"),
             customers: vec![
-                login("alice", "Alice Fairweather"),
-                login("bob", "Bob Marsh"),
+                login(&alice.username, &alice.display_name),
+                login(&bob.username, &bob.display_name),
             ],
         };
         write_private(&path, &serde_json::to_string_pretty(&logins)?)
@@ -109,200 +104,33 @@ pub async fn bank_is_new(bus_url: &str, web_bus_token: &str) -> anyhow::Result<b
     Ok(head? == 0)
 }
 
-/// Signs the demo customers up and gives them a history.
+/// Signs the demo customers up and gives them a history: the load tool's
+/// demo preset (`populate --preset demo`), with the passwords kept here.
 pub async fn seed(services: &Services, logins: &DemoLogins) -> anyhow::Result<()> {
-    let mut accounts = Vec::new();
-    for customer in &logins.customers {
-        accounts.push(open_two_accounts(services, customer).await?);
-    }
-    let [alice, bob] = [&accounts[0], &accounts[1]];
-    let (alice_current, alice_savings) = (alice.accounts[0], alice.accounts[1]);
-    let (bob_current, bob_savings) = (bob.accounts[0], bob.accounts[1]);
-
-    let steps: &[(&Customer, &str, Value)] = &[
-        (
-            alice,
-            "deposit",
-            json!({"account": alice_current, "amount": "2450.00", "note": "Salary, Harbour & Co"}),
-        ),
-        (
-            alice,
-            "deposit",
-            json!({"account": alice_savings, "amount": "5000.00", "note": "Opening deposit"}),
-        ),
-        (
-            bob,
-            "deposit",
-            json!({"account": bob_current, "amount": "1875.40", "note": "Salary, Northfield Trust"}),
-        ),
-        (
-            bob,
-            "deposit",
-            json!({"account": bob_savings, "amount": "1200.00", "note": "Opening deposit"}),
-        ),
-        (
-            alice,
-            "withdraw",
-            json!({"account": alice_current, "amount": "62.18", "note": "Groceries"}),
-        ),
-        (
-            alice,
-            "transfer",
-            json!({"from": alice_current, "to": bob_current, "amount": "45.00", "reference": "Concert tickets"}),
-        ),
-        (
-            bob,
-            "withdraw",
-            json!({"account": bob_current, "amount": "750.00", "note": "Rent"}),
-        ),
-        (
-            alice,
-            "transfer",
-            json!({"from": alice_current, "to": alice_savings, "amount": "400.00", "reference": "Monthly saving"}),
-        ),
-        (
-            bob,
-            "transfer",
-            json!({"from": bob_current, "to": alice_current, "amount": "18.50", "reference": "Lunch"}),
-        ),
-        (
-            alice,
-            "withdraw",
-            json!({"account": alice_current, "amount": "120.00", "note": "Cash machine"}),
-        ),
-        (
-            bob,
-            "deposit",
-            json!({"account": bob_current, "amount": "60.00", "note": "Refund, Railway Ltd"}),
-        ),
-        (
-            bob,
-            "transfer",
-            json!({"from": bob_current, "to": bob_savings, "amount": "200.00", "reference": "Holiday fund"}),
-        ),
-        (
-            alice,
-            "withdraw",
-            json!({"account": alice_current, "amount": "34.99", "note": "Phone bill"}),
-        ),
-    ];
-    for (number, (customer, kind, step)) in steps.iter().enumerate() {
-        let key = format!("demo-{number}");
-        let call = CallFor {
-            user_token: Some(&customer.token),
-            idempotency_key: Some(&key),
-            ..CallFor::default()
-        };
-        match *kind {
-            "deposit" | "withdraw" => {
-                let path = if *kind == "deposit" {
-                    "deposits"
-                } else {
-                    "withdrawals"
-                };
-                let body = json!({"amount": step["amount"], "note": step["note"]});
-                services
-                    .accounts::<Value>(
-                        Method::POST,
-                        &format!("/accounts/{}/{path}", step["account"]),
-                        &call,
-                        Some(&body),
-                    )
-                    .await?;
-            }
-            _ => {
-                let body = json!({
-                    "from_account_id": step["from"],
-                    "to_account_id": step["to"],
-                    "amount": step["amount"],
-                    "reference": step["reference"],
-                });
-                services
-                    .transactions::<Value>(Method::POST, "/transfers", &call, Some(&body))
-                    .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-struct Customer {
-    token: String,
-    accounts: [i64; 2],
-}
-
-#[derive(Deserialize)]
-struct AccountRequests {
-    accounts: Vec<AccountRequest>,
-}
-
-#[derive(Deserialize)]
-struct AccountRequest {
-    account_id: Option<i64>,
-}
-
-/// Signs `login` up (with its first account), asks for a second account,
-/// and waits until both are open.
-async fn open_two_accounts(services: &Services, login: &Login) -> anyhow::Result<Customer> {
-    let signup_key = format!("demo-signup-{}", login.username);
-    let body = json!({
-        "username": login.username,
-        "display_name": login.display_name,
-        "password": login.password,
-    });
-    let signup = CallFor {
-        idempotency_key: Some(&signup_key),
-        ..CallFor::default()
-    };
-    services
-        .users::<Value>(Method::POST, "/users", &signup, Some(&body))
-        .await
-        .with_context(|| format!("could not sign up the demo customer {}", login.username))?;
-    let credentials = json!({"username": login.username, "password": login.password});
-    let issued: Issued = services
-        .users(
-            Method::POST,
-            "/sessions",
-            &CallFor::default(),
-            Some(&credentials),
-        )
-        .await?;
-    let second_key = format!("demo-second-account-{}", login.username);
-    let call = CallFor {
-        user_token: Some(&issued.token),
-        idempotency_key: Some(&second_key),
-        ..CallFor::default()
-    };
-    let path = format!("/users/{}/accounts", login.username);
-    services
-        .users::<Value>(Method::POST, &path, &call, None::<&()>)
-        .await?;
-
-    let as_customer = CallFor {
-        user_token: Some(&issued.token),
-        ..CallFor::default()
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let requests: AccountRequests = services
-            .users(Method::GET, &path, &as_customer, None::<&()>)
-            .await?;
-        let opened: Vec<i64> = requests
-            .accounts
-            .iter()
-            .filter_map(|request| request.account_id)
-            .collect();
-        if let [first, second, ..] = opened[..] {
-            return Ok(Customer {
-                token: issued.token.clone(),
-                accounts: [first, second],
-            });
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the demo accounts of {} were not opened within 30 s",
-            login.username
+    let urls = services.urls();
+    let client = populate::Client::new(
+        populate::Endpoints {
+            users: vec![urls.users.clone()],
+            accounts: vec![urls.accounts.clone()],
+            transactions: vec![urls.transactions.clone()],
+        },
+        services.caller_token().to_owned(),
+        Duration::from_secs(30),
+    )?;
+    let [alice, bob] = &logins.customers[..] else {
+        anyhow::bail!(
+            "the demo log-in file names {} customers, not two",
+            logins.customers.len()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut customers = populate::demo::customers(alice.password.clone(), bob.password.clone());
+    for (customer, login) in customers.iter_mut().zip([alice, bob]) {
+        anyhow::ensure!(
+            customer.username == login.username,
+            "the demo log-in file names {}, where the demo has {}",
+            login.username,
+            customer.username
+        );
     }
+    populate::demo::seed(&client, &customers).await
 }

@@ -96,6 +96,11 @@ impl Services {
         &self.urls
     }
 
+    /// The web server's caller token, for the demo seeding's own client.
+    pub fn caller_token(&self) -> &str {
+        &self.caller_token
+    }
+
     pub async fn users<T: DeserializeOwned>(
         &self,
         method: Method,

@@ -64,7 +64,12 @@ impl Bank {
 
     /// With `accounts` instances of the accounts service.
     pub async fn start_with_accounts(accounts: usize) -> Self {
-        let db = TestDb::new().await;
+        Self::start_on(TestDb::new().await, accounts)
+    }
+
+    /// On `db` (a database on a private cluster, say), with `accounts`
+    /// instances of the accounts service.
+    pub fn start_on(db: TestDb, accounts: usize) -> Self {
         let trust = Trust::generate();
         let bus = Process::bus(&db.url, &trust);
         let users = Process::service(Service::Users, &db.url, &bus, &trust);
@@ -89,6 +94,31 @@ impl Bank {
             http: reqwest::Client::new(),
             sessions,
         }
+    }
+
+    /// The load tool's client of this bank: its own caller token, every
+    /// instance of each service here and in `more`.
+    pub fn populate_client(&self, more: &[Process]) -> populate::Client {
+        let mut endpoints = populate::Endpoints {
+            users: vec![self.users.http_base()],
+            accounts: self.accounts.iter().map(Process::http_base).collect(),
+            transactions: vec![self.transactions.http_base()],
+        };
+        for process in more {
+            let list = match process.kind() {
+                Some(Service::Users) => &mut endpoints.users,
+                Some(Service::Accounts) => &mut endpoints.accounts,
+                Some(Service::Transactions) => &mut endpoints.transactions,
+                _ => continue,
+            };
+            list.push(process.http_base());
+        }
+        populate::Client::new(
+            endpoints,
+            self.trust.bundle.caller_token("populate").to_owned(),
+            std::time::Duration::from_secs(60),
+        )
+        .expect("every service has an address")
     }
 
     /// Calls to `service` as the web server makes them.

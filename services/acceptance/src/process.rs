@@ -36,6 +36,8 @@ impl Service {
 /// A running binary, on a port of its own.
 pub struct Process {
     child: Child,
+    /// Which service it is, if it is one.
+    service: Option<Service>,
     program: PathBuf,
     env: Vec<(String, String)>,
     /// `host:port` it listens on.
@@ -45,7 +47,8 @@ pub struct Process {
     log: Arc<Mutex<String>>,
 }
 
-fn binary(name: &str) -> PathBuf {
+/// The path of the workspace's binary `name`, built beside this program.
+pub fn binary(name: &str) -> PathBuf {
     // A test runs from target/PROFILE/deps/, the benchmark from target/PROFILE/.
     let own = std::env::current_exe().expect("the program's own path");
     let mut directory = own.parent().expect("a directory");
@@ -112,7 +115,14 @@ impl Process {
                 ("STAFF_PASSWORD".into(), STAFF.1.into()),
             ]);
         }
-        Self::spawn(binary(service.name()), env)
+        let mut process = Self::spawn(binary(service.name()), env);
+        process.service = Some(service);
+        process
+    }
+
+    /// Which service this is (`None` for the bus and the web server).
+    pub fn kind(&self) -> Option<Service> {
+        self.service
     }
 
     /// The web server (`ledgerline`, built with `--features ssr`) serving
@@ -193,6 +203,7 @@ impl Process {
             .unwrap_or_else(|| panic!("{} did not start: {line:?}", program.display()));
         Self {
             child,
+            service: None,
             program,
             env,
             address,
@@ -211,6 +222,16 @@ impl Process {
 
     pub fn http_base(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// The process id, for samples of its memory.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL: no shutdown of any kind.
@@ -249,17 +270,22 @@ impl Process {
         self.restart();
     }
 
-    /// The same program and settings again (a new port for a service; the
-    /// bus keeps its address, so its clients find it again).
+    /// The same program and settings again, on the same address, so that
+    /// its clients find it again.
     pub fn restart(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.terminate();
         }
         let mut env = self.env.clone();
-        if let Some(listen) = env.iter_mut().find(|(k, _)| k == "BUS_LISTEN") {
+        if let Some(listen) = env
+            .iter_mut()
+            .find(|(k, _)| k == "BUS_LISTEN" || k == "LISTEN")
+        {
             listen.1 = self.address.clone();
         }
+        let service = self.service;
         *self = Self::spawn(self.program.clone(), env);
+        self.service = service;
     }
 }
 

@@ -9,7 +9,9 @@
 //! A cluster that is already running in the directory is reused, so several
 //! processes (a `cargo leptos watch` restart, the test runner) share one.
 //! Starting is serialised by a lock file, so two processes never run
-//! `initdb` or start two servers on one directory at once.
+//! `initdb` or start two servers on one directory at once. A cluster
+//! started again in the same directory listens on the port it had before
+//! (kept in `port`) when that port is free.
 
 mod binaries;
 mod pid_file;
@@ -146,12 +148,20 @@ impl PrivatePostgres {
         if !data_dir.join("PG_VERSION").exists() {
             init_cluster(&bindir, run_as, root, &data_dir)?;
         }
-        let port = free_port().map_err(|error| {
-            PrivatePostgresError::io("find a free port on", Path::new("127.0.0.1"), error)
-        })?;
+        // The port it had before, if it is free: a restarted cluster keeps
+        // its address, so programs that were using it find it again.
+        let port_file = root.join("port");
+        let port = match earlier_port(&port_file) {
+            Some(port) => port,
+            None => free_port().map_err(|error| {
+                PrivatePostgresError::io("find a free port on", Path::new("127.0.0.1"), error)
+            })?,
+        };
         let log_path = root.join("postgres.log");
         let mut child = spawn_postmaster(&bindir, run_as, &data_dir, &log_path, port, lifetime)?;
         wait_until_ready(&mut child, &data_dir, &log_path, port)?;
+        fs::write(&port_file, port.to_string())
+            .map_err(|error| PrivatePostgresError::io("write", &port_file, error))?;
         tracing::info!(root = %root.display(), port, "started a private PostgreSQL cluster");
 
         Ok(Self {
@@ -383,6 +393,12 @@ fn wait_until_ready(
         }
         thread::sleep(POLL_EVERY);
     }
+}
+
+/// The port recorded in `port_file`, if it can be listened on now.
+fn earlier_port(port_file: &Path) -> Option<u16> {
+    let port: u16 = fs::read_to_string(port_file).ok()?.trim().parse().ok()?;
+    TcpListener::bind(("127.0.0.1", port)).ok().map(|_| port)
 }
 
 fn free_port() -> io::Result<u16> {
