@@ -36,8 +36,13 @@ use crate::{
 };
 
 pub const HEADER: &str = "idempotency-key";
-/// How long a request holds its key before a retry may take over.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a request holds its key before a retry may take over. Short:
+/// a request whose instance died, or whose release was lost with the
+/// database, holds up its retries for this long. A takeover is safe
+/// whenever it comes (the attempt number fences the earlier try off, and
+/// both send the same saved events under the same ids); the lease only
+/// keeps two live tries from doing the same work at once.
+const LEASE: Duration = Duration::from_secs(5);
 /// How long a finished request's response is kept.
 pub const KEPT_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 
