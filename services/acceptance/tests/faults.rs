@@ -16,7 +16,10 @@
 //! killed and when, and prints the checks' summary.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -144,6 +147,12 @@ impl Running {
         accepted + rejected + failed
     }
 
+    /// Requests accepted or rejected so far.
+    fn final_answers(&self) -> u64 {
+        let (accepted, rejected, _) = self.report.settled();
+        accepted + rejected
+    }
+
     /// Waits until `share` of the run's requests have a final answer.
     async fn until_settled(&mut self, share: f64) -> u64 {
         let wanted = (self.total() as f64 * share) as u64;
@@ -174,7 +183,7 @@ impl Running {
         let customers = self.task.await.expect("the run's task").expect("the run");
         scene.say(&format!("the run ended:\n{}", self.report));
         assert_eq!(self.report.failed(), 0, "operations without a final answer");
-        let expected = Expected::of(&self.plan.run, &self.report);
+        let expected = Expected::of(&self.plan.run, &self.receipts.all(), &self.report);
         let checked = populate::check(
             &self.client,
             &customers,
@@ -267,19 +276,23 @@ async fn r3_a_postgres_restart_is_resumed_from_within_ten_seconds() {
     tokio::time::sleep(Duration::from_secs(2)).await; // the outage, not a wait for anything
     tokio::task::block_in_place(|| cluster.start_again());
     let back = Instant::now();
-    let before = running.settled();
+    let before = running.final_answers();
     scene.say(&format!(
         "R3: PostgreSQL is back, with {before} requests settled"
     ));
     // Resumed: fresh requests, through every service and the bus, settle.
     loop {
-        if running.settled() >= before + 20 || running.task.is_finished() {
+        assert!(
+            !running.task.is_finished(),
+            "the run ended before it was seen to resume"
+        );
+        if running.final_answers() >= before + 20 {
             break;
         }
         assert!(
             back.elapsed() < Duration::from_secs(10),
-            "10 s after PostgreSQL came back, only {} more requests had settled",
-            running.settled() - before
+            "10 s after PostgreSQL came back, only {} more requests had a final answer",
+            running.final_answers() - before
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -307,25 +320,39 @@ async fn r3_a_postgres_restart_is_resumed_from_within_ten_seconds() {
 }
 
 /// Frames no bus should act on: malformed, of unknown types, outside the
-/// `web` token's scope (which may only observe), and too big.
+/// `web` token's scope (which may only observe), and too big. Each is
+/// answered with an error; those outside the scope with `forbidden`.
 fn hostile_frame(number: usize) -> String {
     match number % 8 {
         0 => "{not json".to_owned(),
         1 => json!({"message_type": "launch_missiles", "request_id": number}).to_string(),
+        // Money, which only the accounts service may publish.
         2 => json!({"message_type": "new", "request_id": format!("h{number}"), "events": [
-            {"event_type": "ConfirmedCredit", "consistency": {"key": "acc-1", "value": 99},
+            {"event_type": "ConfirmedCredit", "consistency": {"key": "acc-1", "value": "*"},
              "data": {"account_id": 1, "amount": "1000000.00", "note": "free money", "transaction_id": null}}]})
         .to_string(),
+        // Another service's deliveries.
         3 => json!({"message_type": "register", "request_id": format!("h{number}"), "client_type": "accounts",
-                    "event_types": ["PendingTransaction"], "mode": "subscribe"})
+                    "event_types": ["PendingTransaction"], "mode": "consume"})
         .to_string(),
+        // Password hashes.
         4 => json!({"message_type": "query", "request_id": format!("h{number}"), "event_types": ["UserCreated"],
-                    "start": {"after_position": 0}})
+                    "after_position": 0})
         .to_string(),
         5 => json!({"message_type": "ack", "positions": ["one", -5, null]}).to_string(),
         6 => json!({"message_type": "new", "request_id": "x".repeat(10_000), "events": []}).to_string(),
         _ => "\u{0}\u{1}\u{ffff}[[[[[[[[[[[[[[[[[[[[".to_owned(),
     }
+}
+
+/// What the bus answered the hostile client.
+#[derive(Debug, Default)]
+struct Answers {
+    /// Refusals: errors, and rejected receipts.
+    errors: usize,
+    forbidden: usize,
+    /// Anything but a refusal: a bus acting on a hostile frame.
+    others: Vec<String>,
 }
 
 /// The bus's resident memory, in KiB.
@@ -349,69 +376,119 @@ async fn r4_a_hostile_client_neither_stops_the_bus_nor_grows_its_memory() {
     let url = scene.bank.bus.bus_url();
     let token = scene.bank.trust.bundle.bus_token("web").to_owned();
     let pid = scene.bank.bus.pid();
-    let mut running = Running::start(&scene, plan("rfour", 10, 16));
-    running.until_settled(0.1).await;
     let baseline = resident_kib(pid);
     scene.say(&format!(
-        "R4: {HOSTILE_FRAMES} hostile frames start; the bus holds {baseline} KiB"
+        "R4: at least {HOSTILE_FRAMES} hostile frames, and more until the run ends; the bus holds {baseline} KiB"
     ));
-
-    let hostile = tokio::spawn(async move {
-        let (mut sent, mut connections, mut answers) = (0usize, 0usize, 0usize);
-        while sent < HOSTILE_FRAMES {
-            let mut request = url.as_str().into_client_request().expect("a request");
-            request.headers_mut().insert(
-                "authorization",
-                format!("Bearer {token}").parse().expect("a header"),
-            );
-            let (socket, _) = tokio_tungstenite::connect_async(request)
-                .await
-                .expect("the bus takes connections");
-            connections += 1;
-            let (mut sink, mut stream) = socket.split();
-            // Answers are read as they come, so the bus is never held up
-            // by a client that does not read.
-            let reader = tokio::spawn(async move {
-                let mut answers = 0usize;
-                while let Some(Ok(message)) = stream.next().await {
-                    answers += usize::from(matches!(message, Message::Text(_)));
+    let run_ended = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let hostile = tokio::spawn({
+        let (run_ended, sent) = (run_ended.clone(), sent.clone());
+        async move {
+            let (mut connections, mut answers) = (0usize, Answers::default());
+            let more = || {
+                sent.load(Ordering::Relaxed) < HOSTILE_FRAMES || !run_ended.load(Ordering::Relaxed)
+            };
+            while more() {
+                let mut request = url.as_str().into_client_request().expect("a request");
+                request.headers_mut().insert(
+                    "authorization",
+                    format!("Bearer {token}").parse().expect("a header"),
+                );
+                let (socket, _) = tokio_tungstenite::connect_async(request)
+                    .await
+                    .expect("the bus takes connections");
+                connections += 1;
+                let (mut sink, mut stream) = socket.split();
+                // Answers are read as they come, so the bus is never held up
+                // by a client that does not read.
+                let reader = tokio::spawn(async move {
+                    let mut answers = Answers::default();
+                    while let Some(Ok(message)) = stream.next().await {
+                        let Message::Text(text) = message else {
+                            continue;
+                        };
+                        let answer: serde_json::Value =
+                            serde_json::from_str(&text).unwrap_or_default();
+                        // A refusal: an error, or a publish's receipt that stored nothing.
+                        let refused = answer["message_type"] == "error"
+                            || (answer["message_type"] == "receipt"
+                                && answer["status"] == "rejected");
+                        if refused {
+                            answers.errors += 1;
+                            answers.forbidden += usize::from(answer["code"] == "forbidden");
+                        } else {
+                            answers.others.push(text.to_string());
+                        }
+                    }
+                    answers
+                });
+                while more() {
+                    let number = sent.fetch_add(1, Ordering::Relaxed) + 1;
+                    if number % OVERSIZED_EVERY == 0 {
+                        let _ = sink.send(Message::text("x".repeat(1024 * 1024 + 1))).await;
+                        break;
+                    }
+                    if sink
+                        .send(Message::text(hostile_frame(number)))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
                 }
-                answers
-            });
-            while sent < HOSTILE_FRAMES {
-                sent += 1;
-                if sent % OVERSIZED_EVERY == 0 {
-                    let _ = sink.send(Message::text("x".repeat(1024 * 1024 + 1))).await;
-                    break;
-                }
-                if sink.send(Message::text(hostile_frame(sent))).await.is_err() {
-                    break;
-                }
+                let _ = sink.close().await;
+                let read = reader.await.unwrap_or_default();
+                answers.errors += read.errors;
+                answers.forbidden += read.forbidden;
+                answers.others.extend(read.others);
             }
-            let _ = sink.close().await;
-            answers += reader.await.unwrap_or(0);
+            (connections, answers)
         }
-        (sent, connections, answers)
     });
 
+    // The run starts once the flood has, and the flood lasts until it ends.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sent.load(Ordering::Relaxed) < 1_000 {
+        assert!(Instant::now() < deadline, "the hostile client sent nothing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let running = Running::start(&scene, plan("rfour", 10, 16));
     let mut peak = baseline;
+    while !running.task.is_finished() {
+        peak = peak.max(resident_kib(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    run_ended.store(true, Ordering::Relaxed);
     while !hostile.is_finished() {
         peak = peak.max(resident_kib(pid));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (sent, connections, answers) = hostile.await.expect("the hostile client ran");
+    let (connections, answers) = hostile.await.expect("the hostile client ran");
     let after = resident_kib(pid);
     scene.say(&format!(
-        "R4: {sent} hostile frames sent over {connections} connections, {answers} error answers; \
-         the bus held {baseline} KiB before, {peak} KiB at most, {after} KiB after"
+        "R4: {} hostile frames sent over {connections} connections, answered with {} errors ({} forbidden); \
+         the bus held {baseline} KiB before, {peak} KiB at most, {after} KiB after",
+        sent.load(Ordering::Relaxed),
+        answers.errors,
+        answers.forbidden
     ));
     assert!(
         scene.bank.bus.is_running(),
         "the bus did not survive the hostile client"
     );
     assert!(
-        answers > HOSTILE_FRAMES / 2,
+        answers.others.is_empty(),
+        "the bus acted on hostile frames: {:?}",
+        &answers.others[..answers.others.len().min(5)]
+    );
+    assert!(
+        answers.errors > HOSTILE_FRAMES / 2,
         "the bus answered the bad frames with errors"
+    );
+    assert!(
+        answers.forbidden > HOSTILE_FRAMES / 8,
+        "frames outside the token's scope were refused as such"
     );
     assert!(
         peak < baseline + 64 * 1024,

@@ -1,7 +1,9 @@
 //! The demo bank (`--preset demo`, and the one-command bank's seeding):
 //! two customers with two accounts each and a short history of deposits,
 //! withdrawals and transfers. Fixed idempotency keys make seeding twice
-//! change nothing.
+//! with the same passwords change nothing (the web app keeps its
+//! passwords; `populate --preset demo` draws new ones, so it is for a new
+//! bank).
 //!
 //! The bus stamps each event with the time it stores it, so the history is
 //! dated at seeding: a bank cannot backdate its own log.

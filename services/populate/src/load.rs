@@ -87,9 +87,12 @@ pub async fn run(
             show(&bar, report);
         }
         if let Some(ticks) = ticks.as_mut() {
+            let stop =
+                stop_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
             loop {
                 tokio::select! {
                     _ = ticks.tick() => break,
+                    _ = tokio::time::sleep_until(stop) => break,
                     Some(()) = in_flight.next(), if !in_flight.is_empty() => show(&bar, report),
                 }
             }
@@ -237,7 +240,8 @@ async fn transfer(
             )
             .await
             .map_err(|error| error.to_string())?;
-        // Another instance may not have applied the transfer yet (404).
+        // A 404 is a transfer the service does not show yet; it is looked
+        // at again until the patience runs out.
         match (answer.status, answer.body["status"].as_str()) {
             (200, Some("accepted")) => return Ok(Final::Accepted),
             (200, Some("rejected")) => return Ok(Final::Rejected),

@@ -88,6 +88,9 @@ struct Args {
     receipts: Option<PathBuf>,
 }
 
+/// A year: longer durations mean nothing here (and would not fit a timer).
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Preset {
     Demo,
@@ -117,8 +120,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     };
     anyhow::ensure!(
-        args.patience > 0.0 && args.patience.is_finite(),
-        "--patience is a positive number of seconds"
+        args.patience > 0.0 && args.patience <= MAX_SECONDS,
+        "--patience is a positive number of seconds, at most a year"
     );
     let client = Client::new(
         Endpoints {
@@ -159,8 +162,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .duration
         .map(|seconds| {
             anyhow::ensure!(
-                seconds > 0.0 && seconds.is_finite(),
-                "--duration is a positive number of seconds"
+                seconds > 0.0 && seconds <= MAX_SECONDS,
+                "--duration is a positive number of seconds, at most a year"
             );
             Ok(Duration::from_secs_f64(seconds))
         })
@@ -190,7 +193,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         populate::Report::default(),
         populate::receipts::Receipts::default(),
     );
-    let customers = populate::run(&client, &plan, &pace, &report, &receipts, &progress).await?;
+    let customers = match populate::run(&client, &plan, &pace, &report, &receipts, &progress).await
+    {
+        Ok(customers) => customers,
+        Err(error) => {
+            print!("{report}");
+            return Err(error);
+        }
+    };
     print!("{report}");
 
     if let Some(path) = &args.receipts {
@@ -204,7 +214,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut code = ExitCode::SUCCESS;
     if let Some((bus_url, bus_token)) = verifying {
-        let expected = populate::verify::Expected::of(&plan.run, &report);
+        let expected = populate::verify::Expected::of(&plan.run, &receipts.all(), &report);
         match populate::check(
             &client,
             &customers,

@@ -23,7 +23,9 @@ pub enum OptionError {
         "a mix is three whole weights for deposits, withdrawals and transfers, not all zero (\"1,1,2\"): {0:?}"
     )]
     Mix(String),
-    #[error("a rate is a positive number of operations per second, or \"unlimited\": {0:?}")]
+    #[error(
+        "a rate is a number of operations per second from 0.001 to 1000000, or \"unlimited\": {0:?}"
+    )]
     Rate(String),
 }
 
@@ -118,7 +120,8 @@ impl FromStr for Rate {
             return Ok(Self::Unlimited);
         }
         match text.parse::<f64>() {
-            Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(Self::PerSecond(rate)),
+            // Bounded so that the interval between starts is a real timer's.
+            Ok(rate) if (0.001..=1_000_000.0).contains(&rate) => Ok(Self::PerSecond(rate)),
             _ => Err(OptionError::Rate(text.to_owned())),
         }
     }
@@ -184,7 +187,7 @@ mod tests {
         }
         assert_eq!("unlimited".parse(), Ok(Rate::Unlimited));
         assert_eq!("250".parse(), Ok(Rate::PerSecond(250.0)));
-        for bad in ["0", "-3", "NaN", "inf", "fast"] {
+        for bad in ["0", "-3", "NaN", "inf", "fast", "1e-300", "1e12"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
     }

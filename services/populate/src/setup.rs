@@ -160,9 +160,13 @@ async fn set_up_one(
             started.elapsed(),
             Final::Accepted,
         );
-        if let Some(receipt) = crate::load::entry_receipt(&booked, "ConfirmedCredit", &key) {
-            receipts.keep(receipt);
-        }
+        let receipt =
+            crate::load::entry_receipt(&booked, "ConfirmedCredit", &key).ok_or_else(|| {
+                let why = format!("a booking without its entry: {booked}");
+                report.fail(OperationKind::OpeningDeposit, format!("{what}: {why}"));
+                SetupError::Stuck(why)
+            })?;
+        receipts.keep(receipt);
     }
     Ok(customer)
 }
@@ -231,7 +235,9 @@ pub async fn enrol(
         token: RwLock::new(token),
         accounts: Vec::new(),
     };
-    let first_account = opened(client, &customer, &first["first_account"]).await?;
+    let first_account = opened(client, &customer, &first["first_account"])
+        .await
+        .inspect_err(|error| report.fail(OperationKind::SignUp, error.to_string()))?;
     report.record(OperationKind::SignUp, started.elapsed(), Final::Accepted);
     receipts.keep(account_created(first_account, &signup_key));
     customer.accounts.push(first_account);
@@ -266,7 +272,9 @@ pub async fn enrol(
                 report,
             ));
         };
-        let account = opened(client, &customer, &request).await?;
+        let account = opened(client, &customer, &request)
+            .await
+            .inspect_err(|error| report.fail(OperationKind::AccountOpening, error.to_string()))?;
         report.record(
             OperationKind::AccountOpening,
             started.elapsed(),

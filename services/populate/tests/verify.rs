@@ -135,6 +135,7 @@ fn expected() -> Expected {
         deposits: 2,
         withdrawals: 1,
         transfers: 2,
+        unsure: 0,
     }
 }
 
@@ -308,4 +309,63 @@ fn a_deposit_paid_twice_by_a_retry_is_caught() {
         found.iter().any(|p| p.contains("are (3, 1, 2)")),
         "{found:?}"
     );
+}
+
+#[test]
+fn a_decision_after_its_debit_and_credit_is_caught() {
+    let mut log = sound();
+    // Decision, debit, credit (3, 4, 5 after the pending at 3) become debit, credit, decision.
+    log.events[3..6].rotate_left(1);
+    for (index, event) in log.events.iter_mut().enumerate() {
+        event.position = index as i64 + 1;
+    }
+    assert_caught(&log, "are not one message");
+}
+
+#[test]
+fn money_on_another_accounts_key_is_caught() {
+    let mut log = sound();
+    log.events[0].consistency.key = "acc-9".into();
+    assert_caught(&log, "money of account 1 on key acc-9");
+}
+
+#[test]
+fn a_deposit_caused_by_another_event_is_caught() {
+    let mut log = sound();
+    log.events[0].causation_id = Some(log.events[2].event_id);
+    assert_caught(&log, "a deposit or withdrawal caused by another event");
+}
+
+#[test]
+fn positions_that_do_not_grow_are_caught() {
+    let mut log = sound();
+    log.events[4].position = 4;
+    assert_caught(&log, "position 4 comes after position 4");
+}
+
+#[test]
+fn another_clients_undecided_transfer_is_pending_not_a_fault() {
+    let mut log = sound();
+    log.push(
+        "PendingTransaction",
+        "trans-3",
+        json!({"transaction_id": 3, "from_account_id": 1, "to_account_id": 2, "amount": "1.00",
+               "reference": "someone else's", "username": "v"}),
+        Uuid::now_v7(),
+        None,
+    );
+    let summary = verify(&log.events, &balances(), &[], Some(&expected())).expect("sound");
+    assert_eq!(summary.transfers_pending, 1);
+}
+
+#[test]
+fn operations_without_an_answer_may_or_may_not_be_in_the_log() {
+    let mut log = sound();
+    log.deposit(1, "100.00");
+    let reported = BTreeMap::from([(1, money("170.00")), (2, money("0.00"))]);
+    let unsure = Expected {
+        unsure: 1,
+        ..expected()
+    };
+    verify(&log.events, &reported, &[], Some(&unsure)).expect("one unanswered deposit was stored");
 }

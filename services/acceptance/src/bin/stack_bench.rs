@@ -5,7 +5,8 @@
 //! then asks for transfers over HTTP and waits for each to be final
 //! (transactions → bus → accounts → bus → transactions). It prints the
 //! load tool's report and where the CPU went: each process's user and
-//! system time over the transfers, from `/proc`, per transfer.
+//! system time over the transfers, from `/proc`, per transfer. With
+//! `--hot-account`, every transfer comes out of one single account.
 //!
 //! ```sh
 //! cargo build --release -p bus -p users -p accounts -p transactions -p reporting -p acceptance
@@ -17,7 +18,12 @@ use std::{collections::BTreeMap, time::Duration};
 use acceptance::{Bank, Process, Service};
 use clap::Parser;
 use indicatif::{MultiProgress, ProgressDrawTarget};
-use populate::{Mix, Pace, Plan, Report, Shape, options::Rate, receipts::Receipts};
+use populate::{
+    Mix, Pace, Plan, Report, Shape,
+    options::Rate,
+    plan::{AccountRef, Kind},
+    receipts::Receipts,
+};
 
 #[derive(Parser)]
 #[command(about = "Sustained transfers through the whole stack, with where the CPU goes")]
@@ -37,6 +43,9 @@ struct Cli {
     /// How long transfers are started for.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
+    /// Every transfer out of one single account (of 1p to 10p, to the others).
+    #[arg(long)]
+    hot_account: bool,
 }
 
 #[tokio::main]
@@ -58,14 +67,36 @@ async fn main() -> anyhow::Result<()> {
         // Enough that the duration, not the plan, ends the run.
         operations_per_account: 10_000,
         opening_deposit: "5000.00..10000.00".parse()?,
-        amount: "0.01..20.00".parse()?,
+        amount: if cli.hot_account {
+            "0.01..0.10"
+        } else {
+            "0.01..20.00"
+        }
+        .parse()?,
         mix: Mix {
             deposits: 0,
             withdrawals: 0,
             transfers: 1,
         },
     };
-    let plan = Plan::draw("bench", &shape, 1);
+    let mut plan = Plan::draw("bench", &shape, 1);
+    if cli.hot_account {
+        let hot = AccountRef {
+            customer: 0,
+            slot: 0,
+        };
+        for operation in &mut plan.operations {
+            operation.account = hot;
+            if let Kind::Transfer { to } = &mut operation.kind
+                && *to == hot
+            {
+                *to = AccountRef {
+                    customer: 0,
+                    slot: 1,
+                };
+            }
+        }
+    }
     let progress = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let (report, receipts) = (Report::default(), Receipts::default());
 
@@ -102,8 +133,16 @@ async fn main() -> anyhow::Result<()> {
     let load = process_cpu(std::process::id()) - load_before;
 
     println!(
-        "{} instance(s) of each service, {} customers, rate {:?}, concurrency {}",
-        cli.instances, cli.customers, cli.rate, cli.concurrency
+        "{} instance(s) of each service, {} customers, rate {:?}, concurrency {}{}",
+        cli.instances,
+        cli.customers,
+        cli.rate,
+        cli.concurrency,
+        if cli.hot_account {
+            ", every transfer out of one account"
+        } else {
+            ""
+        }
     );
     print!("{transfers}");
     let tally = transfers.tally(populate::report::OperationKind::Transfer);
