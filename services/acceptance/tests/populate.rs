@@ -25,30 +25,29 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// One run: the same options, seed and name each time.
+const RUN: &[&str] = &[
+    "--users",
+    "6",
+    "--accounts-per-user",
+    "2",
+    "--operations-per-account",
+    "8",
+    "--concurrency",
+    "6",
+    "--seed",
+    "42",
+    "--run",
+    "clirun",
+];
+
 #[tokio::test]
 async fn a_run_reports_every_kind_keeps_its_receipts_and_verifies_the_log() {
     let bank = Bank::start().await;
     let receipts = std::env::temp_dir().join(format!("populate-receipts-{}", uuid::Uuid::now_v7()));
-    let output = populate(
-        &bank,
-        &[
-            "--users",
-            "6",
-            "--accounts-per-user",
-            "2",
-            "--operations-per-account",
-            "8",
-            "--concurrency",
-            "6",
-            "--seed",
-            "42",
-            "--run",
-            "clirun",
-            "--verify",
-            "--receipts",
-            receipts.to_str().expect("a path"),
-        ],
-    );
+    let mut arguments = RUN.to_vec();
+    arguments.extend(["--verify", "--receipts", receipts.to_str().expect("a path")]);
+    let output = populate(&bank, &arguments);
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(
         output.status.success(),
@@ -99,23 +98,7 @@ async fn a_run_reports_every_kind_keeps_its_receipts_and_verifies_the_log() {
 
     // The same run again: the same keys, so nothing happens twice.
     let before = bank.log(&["*"]).await.len();
-    let again = populate(
-        &bank,
-        &[
-            "--users",
-            "6",
-            "--accounts-per-user",
-            "2",
-            "--operations-per-account",
-            "8",
-            "--concurrency",
-            "6",
-            "--seed",
-            "42",
-            "--run",
-            "clirun",
-        ],
-    );
+    let again = populate(&bank, RUN);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(
         bank.log(&["*"]).await.len(),

@@ -23,3 +23,16 @@ pub trait DomainEvent: serde::Serialize + serde::de::DeserializeOwned {
         serde_json::from_str(data)
     }
 }
+
+/// Every banking event but `UserCreated`, which carries password hashes:
+/// what the reporting service applies, what staff tooling may read, and
+/// what the load tool checks.
+pub const BANKING_TYPES: &[&str] = &[
+    AccountCreationRequest::TYPE,
+    AccountCreated::TYPE,
+    ConfirmedCredit::TYPE,
+    ConfirmedDebit::TYPE,
+    PendingTransaction::TYPE,
+    AcceptedTransaction::TYPE,
+    RejectedTransaction::TYPE,
+];

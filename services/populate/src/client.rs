@@ -81,12 +81,17 @@ pub struct Client {
     /// Spreads calls over the instances of a service.
     turn: AtomicUsize,
     patience: Duration,
+    /// Log-ins sent at once: the users service lets one address check only
+    /// a few passwords at a time (and answers 429 beyond).
+    log_ins: tokio::sync::Semaphore,
 }
 
 /// How long one attempt may take before it counts as unanswered.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const LONGEST_BACKOFF: Duration = Duration::from_secs(1);
+/// The users service checks 8 passwords at once per address; half of it.
+const LOG_INS_AT_ONCE: usize = 4;
 
 impl Client {
     /// `patience`: how long a request is sent again before it is given up.
@@ -113,7 +118,13 @@ impl Client {
             caller_token,
             turn: AtomicUsize::new(0),
             patience,
+            log_ins: tokio::sync::Semaphore::new(LOG_INS_AT_ONCE),
         })
+    }
+
+    /// A turn to log in; held while the log-in is sent.
+    pub async fn log_in_turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.log_ins.acquire().await.expect("never closed")
     }
 
     /// Sends `call` until its answer is definite.

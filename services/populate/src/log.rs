@@ -5,22 +5,10 @@ use bus::{
     client::{BusClient, ClientConfig, QueryFrom, QueryItem, QuerySpec},
     protocol::EventRecord,
 };
-use events::{
-    AcceptedTransaction, AccountCreated, AccountCreationRequest, ConfirmedCredit, ConfirmedDebit,
-    DomainEvent, PendingTransaction, RejectedTransaction,
-};
 
 /// The event types the checks read: every banking event but `UserCreated`,
 /// which carries password hashes and no money.
-pub const TYPES: &[&str] = &[
-    AccountCreationRequest::TYPE,
-    AccountCreated::TYPE,
-    ConfirmedCredit::TYPE,
-    ConfirmedDebit::TYPE,
-    PendingTransaction::TYPE,
-    AcceptedTransaction::TYPE,
-    RejectedTransaction::TYPE,
-];
+pub const TYPES: &[&str] = events::BANKING_TYPES;
 
 /// Every event of [`TYPES`], in position order.
 pub async fn read(bus_url: &str, token: &str) -> anyhow::Result<Vec<EventRecord>> {

@@ -287,17 +287,13 @@ pub async fn enrol(
     Ok(customer)
 }
 
-/// Log-ins sent at once: the users service lets one address check only a
-/// few passwords at a time (and answers 429 beyond).
-static LOG_INS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
-
 /// Logs in: the token, or the refusal.
 pub async fn log_in(
     client: &Client,
     username: &str,
     password: &str,
 ) -> Result<Result<String, Answer>, crate::client::CallError> {
-    let _turn = LOG_INS.acquire().await.expect("never closed");
+    let _turn = client.log_in_turn().await;
     let body = json!({"username": username, "password": password});
     let answer = client
         .send(&Call {

@@ -256,25 +256,22 @@ pub fn verify(
             },
             ConfirmedCredit::TYPE | ConfirmedDebit::TYPE => {
                 let credit = event.event_type == ConfirmedCredit::TYPE;
-                let movement = if credit {
-                    ConfirmedCredit::decode(data).map(|c| Movement {
-                        event,
-                        account_id: c.account_id,
-                        amount: c.amount.value(),
-                        transaction_id: c.transaction_id,
-                        note: c.note,
-                    })
+                // Credits and debits carry the same fields.
+                let fields = if credit {
+                    ConfirmedCredit::decode(data)
+                        .map(|c| (c.account_id, c.amount, c.note, c.transaction_id))
                 } else {
-                    ConfirmedDebit::decode(data).map(|d| Movement {
-                        event,
-                        account_id: d.account_id,
-                        amount: d.amount.value(),
-                        transaction_id: d.transaction_id,
-                        note: d.note,
-                    })
+                    ConfirmedDebit::decode(data)
+                        .map(|d| (d.account_id, d.amount, d.note, d.transaction_id))
                 };
-                let movement = match movement {
-                    Ok(movement) => movement,
+                let movement = match fields {
+                    Ok((account_id, amount, note, transaction_id)) => Movement {
+                        event,
+                        account_id,
+                        amount: amount.value(),
+                        transaction_id,
+                        note,
+                    },
                     Err(error) => {
                         found.note(format!("position {}: {error}", event.position));
                         continue;

@@ -80,23 +80,11 @@ pub mod store;
 pub mod summary;
 pub mod views;
 
-use events::{
-    AcceptedTransaction, AccountCreated, AccountCreationRequest, ConfirmedCredit, ConfirmedDebit,
-    DomainEvent, PendingTransaction, RejectedTransaction,
-};
 use sqlx::PgConnection;
 use superclient::{EventRecord, HandlerError, Service};
 
 /// Every event type the service applies: all banking events but `UserCreated`.
-pub const EVENT_TYPES: &[&str] = &[
-    AccountCreationRequest::TYPE,
-    AccountCreated::TYPE,
-    ConfirmedCredit::TYPE,
-    ConfirmedDebit::TYPE,
-    PendingTransaction::TYPE,
-    AcceptedTransaction::TYPE,
-    RejectedTransaction::TYPE,
-];
+pub const EVENT_TYPES: &[&str] = events::BANKING_TYPES;
 
 /// The reporting service.
 pub struct Reporting;

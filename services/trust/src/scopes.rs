@@ -82,15 +82,7 @@ pub const TRANSACTIONS: ClientScope = ClientScope {
 };
 
 /// Every banking event but the secret-bearing `UserCreated`.
-const BANKING: &[&str] = &[
-    AccountCreationRequest::TYPE,
-    AccountCreated::TYPE,
-    ConfirmedCredit::TYPE,
-    ConfirmedDebit::TYPE,
-    PendingTransaction::TYPE,
-    AcceptedTransaction::TYPE,
-    RejectedTransaction::TYPE,
-];
+const BANKING: &[&str] = events::BANKING_TYPES;
 
 /// The web server: observes balances and transfers to push them live.
 pub const WEB: ClientScope = ClientScope {
