@@ -6,11 +6,16 @@ use std::process::{Command, Output};
 use acceptance::{Bank, binary};
 
 fn populate(bank: &Bank, arguments: &[&str]) -> Output {
+    populate_with(bank, &bank.transactions.http_base(), arguments)
+}
+
+/// With the transactions service at `transactions`.
+fn populate_with(bank: &Bank, transactions: &str, arguments: &[&str]) -> Output {
     let files = &bank.trust.files;
     Command::new(binary("populate"))
         .args(["--users-url", &bank.users.http_base()])
         .args(["--accounts-url", &bank.accounts[0].http_base()])
-        .args(["--transactions-url", &bank.transactions.http_base()])
+        .args(["--transactions-url", transactions])
         .arg("--caller-token-file")
         .arg(files.caller_token("populate"))
         .args(["--bus-url", &bank.bus.bus_url()])
@@ -144,4 +149,37 @@ async fn the_demo_preset_makes_the_demo_bank_once() {
     let held: rust_decimal::Decimal = balances.values().copied().sum();
     // Deposits 2450 + 5000 + 1875.40 + 1200 + 60, withdrawals 62.18 + 750 + 120 + 34.99.
     assert_eq!(held, "9618.23".parse().expect("money"));
+}
+
+#[tokio::test]
+async fn operations_without_a_final_answer_fail_the_run() {
+    let bank = Bank::start().await;
+    // Transfers go to an address where nothing listens; the rest works.
+    let output = populate_with(
+        &bank,
+        "http://127.0.0.1:9",
+        &[
+            "--users",
+            "2",
+            "--operations-per-account",
+            "2",
+            "--mix",
+            "0,0,1",
+            "--patience",
+            "0.5",
+        ],
+    );
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("8 operations failed"), "{stderr}");
+    let transfer = stdout
+        .lines()
+        .find(|line| line.starts_with("transfer"))
+        .unwrap_or_else(|| panic!("no transfer line:\n{stdout}"));
+    assert_eq!(
+        transfer.split_whitespace().nth(4),
+        Some("8"),
+        "eight failed transfers: {transfer}"
+    );
+    assert!(bank.log(&["PendingTransaction"]).await.is_empty());
 }
