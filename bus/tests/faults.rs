@@ -35,9 +35,14 @@ fn keep_killing_the_writer(db: &TestDb, stop: Arc<AtomicBool>) -> tokio::task::J
             .fetch_all(&pool)
             .await
             .expect("terminate");
-            killed += terminated.iter().filter(|done| **done).count() as u64;
-            // Pacing the fault, not waiting for anything.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = terminated.iter().filter(|done| **done).count() as u64;
+            killed += now;
+            // Pacing the fault, not waiting for anything. After a kill, long
+            // enough for the writer's reconnection (a second) and a commit:
+            // a writer killed on every reconnection would never commit, on
+            // a slow machine, and no publish could ever be answered.
+            let pause = if now > 0 { 1_500 } else { 50 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         killed
     })
