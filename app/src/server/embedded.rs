@@ -103,7 +103,7 @@ impl EmbeddedBank {
             spawn(accounts::Accounts, settings("accounts"), &shutdown);
         services.push(accounts_task);
         let (transactions_task, transactions_at) = spawn(
-            transactions::Transactions,
+            transactions::Transactions::default(),
             settings("transactions"),
             &shutdown,
         );

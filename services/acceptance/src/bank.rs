@@ -24,7 +24,7 @@ pub struct Trust {
 }
 
 impl Trust {
-    fn generate() -> Self {
+    pub fn generate() -> Self {
         let bundle = Bundle::generate();
         let dir: PathBuf =
             std::env::temp_dir().join(format!("ledgerline-trust-{}", uuid::Uuid::now_v7()));

@@ -450,3 +450,53 @@ async fn unknown_transfers_strangers_and_bad_input_are_refused() {
         "nothing refused was published"
     );
 }
+
+#[tokio::test]
+async fn a_look_that_waits_is_answered_when_the_transfer_is_decided() {
+    let bank = Bank::start().await;
+    let customers = bank.funded_customers(2, "50.00").await;
+    let (alice, from) = (&customers[0].0, customers[0].1);
+    let to = customers[1].1;
+    // A second transactions instance answers the look; either instance may
+    // apply the decision: every instance hears of it.
+    let other = bank.another(acceptance::Service::Transactions);
+    let other_api = bank.call(&other);
+
+    // Nobody decides while the accounts service is frozen.
+    bank.accounts[0].freeze();
+    let id = bank.transfer(alice, from, to, "20.00").await;
+    let (status, body) = other_api
+        .get(Some(alice), &format!("/transfers/{id}?wait=1"))
+        .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("pending")));
+
+    let look = {
+        let api = other_api.clone();
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            let asked = std::time::Instant::now();
+            let answer = api
+                .get(Some(&alice), &format!("/transfers/{id}?wait=30"))
+                .await;
+            (answer, asked.elapsed())
+        })
+    };
+    bank.accounts[0].resume();
+    let ((status, body), took) = look.await.expect("the look");
+    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")));
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "answered when decided, not when the wait ran out: {took:?}"
+    );
+
+    for wait in ["0", "31", "soon"] {
+        let (status, body) = other_api
+            .get(Some(alice), &format!("/transfers/{id}?wait={wait}"))
+            .await;
+        assert_eq!(
+            (status, body["error"]["message"].as_str()),
+            (400, Some("wait is 1 to 30 (seconds)")),
+            "wait={wait}"
+        );
+    }
+}

@@ -38,6 +38,7 @@
 //! whose events cannot all be applied here (one is parked, waiting for
 //! staff) is refused with 503 `temporarily_unavailable` and changes nothing.
 
+mod apply;
 mod reactions;
 mod routes;
 mod store;
@@ -71,27 +72,15 @@ impl Service for Accounts {
     }
 
     async fn apply(&self, db: &mut PgConnection, event: &EventRecord) -> Result<(), HandlerError> {
-        let data = event.data.get();
-        let bad = |e| HandlerError::bad_data(event, e);
-        match event.event_type.as_str() {
-            AccountCreated::TYPE => {
-                let created = AccountCreated::decode(data).map_err(bad)?;
-                HandlerError::check_key(event, &created.key())?;
-                store::create_account(db, &created, event).await?;
-            }
-            ConfirmedCredit::TYPE => {
-                let credit = ConfirmedCredit::decode(data).map_err(bad)?;
-                HandlerError::check_key(event, &credit.key())?;
-                store::book(db, &store::Movement::credit(&credit), event).await?;
-            }
-            ConfirmedDebit::TYPE => {
-                let debit = ConfirmedDebit::decode(data).map_err(bad)?;
-                HandlerError::check_key(event, &debit.key())?;
-                store::book(db, &store::Movement::debit(&debit), event).await?;
-            }
-            _ => {}
-        }
-        Ok(())
+        apply::apply_all(db, &[event]).await
+    }
+
+    async fn apply_all(
+        &self,
+        db: &mut PgConnection,
+        events: &[&EventRecord],
+    ) -> Result<(), HandlerError> {
+        apply::apply_all(db, events).await
     }
 
     async fn react(
@@ -99,11 +88,16 @@ impl Service for Accounts {
         db: &mut PgConnection,
         event: &EventRecord,
     ) -> Result<Reaction, HandlerError> {
-        match event.event_type.as_str() {
-            AccountCreationRequest::TYPE => reactions::open_account(db, event).await,
-            PendingTransaction::TYPE => reactions::decide_transfer(db, event).await,
-            _ => Ok(Reaction::default()),
-        }
+        let mut reactions = reactions::react_all(db, &[event]).await;
+        reactions.pop().unwrap_or_else(|| Ok(Reaction::default()))
+    }
+
+    async fn react_all(
+        &self,
+        db: &mut PgConnection,
+        commands: &[&EventRecord],
+    ) -> Vec<Result<Reaction, HandlerError>> {
+        reactions::react_all(db, commands).await
     }
 
     fn routes(&self) -> axum::Router<superclient::Ctx<Self>> {

@@ -1,5 +1,7 @@
 //! The commands the accounts service answers.
 
+use std::collections::HashMap;
+
 use events::account_key;
 use events::{
     AcceptedTransaction, AccountCreated, AccountCreationRequest, ConfirmedCredit, ConfirmedDebit,
@@ -14,7 +16,7 @@ use crate::{
 };
 
 /// An `AccountCreated` for the request, unless it has its account already.
-pub async fn open_account(
+async fn open_account(
     db: &mut PgConnection,
     event: &EventRecord,
 ) -> Result<Reaction, HandlerError> {
@@ -45,19 +47,70 @@ pub async fn open_account(
     })
 }
 
+/// Decides each of `commands`: the accounts every transfer among them
+/// reads are read with one query.
+pub async fn react_all(
+    db: &mut PgConnection,
+    commands: &[&EventRecord],
+) -> Vec<Result<Reaction, HandlerError>> {
+    let transfers: Vec<Option<Result<PendingTransaction, HandlerError>>> = commands
+        .iter()
+        .map(|command| (command.event_type == PendingTransaction::TYPE).then(|| pending(command)))
+        .collect();
+    let mut read: Vec<i64> = transfers
+        .iter()
+        .flatten()
+        .flatten()
+        .flat_map(|p| [p.from_account_id, p.to_account_id])
+        .collect();
+    read.sort_unstable();
+    read.dedup();
+    let states = if read.is_empty() {
+        Ok(HashMap::new())
+    } else {
+        store::states(db, &read).await
+    };
+    let mut reactions = Vec::with_capacity(commands.len());
+    for (command, transfer) in commands.iter().zip(transfers) {
+        reactions.push(match (transfer, &states) {
+            (Some(Ok(pending)), Ok(states)) => {
+                let observed = |id| states.get(&id).copied().unwrap_or_default();
+                let (from, to) = (
+                    observed(pending.from_account_id),
+                    observed(pending.to_account_id),
+                );
+                decide_transfer(command, pending, from, to)
+            }
+            (Some(Ok(_)), Err(error)) => Err(HandlerError::Other(format!(
+                "database: could not read the accounts: {error}"
+            ))),
+            (Some(Err(error)), _) => Err(error),
+            (None, _) if command.event_type == AccountCreationRequest::TYPE => {
+                open_account(db, command).await
+            }
+            (None, _) => Ok(Reaction::default()),
+        });
+    }
+    reactions
+}
+
+fn pending(event: &EventRecord) -> Result<PendingTransaction, HandlerError> {
+    let pending = PendingTransaction::decode(event.data.get())
+        .map_err(|e| HandlerError::bad_data(event, e))?;
+    HandlerError::check_key(event, &pending.key())?;
+    Ok(pending)
+}
+
 /// Accepted (with the debit and the credit) or rejected, in one message.
 /// The accounts it read go with the decision: an acceptance pins them
 /// (explicit values), and a rejection is published only once the bus
 /// confirms they were current.
-pub async fn decide_transfer(
-    db: &mut PgConnection,
+fn decide_transfer(
     event: &EventRecord,
+    pending: PendingTransaction,
+    from: store::Observed,
+    to: store::Observed,
 ) -> Result<Reaction, HandlerError> {
-    let pending = PendingTransaction::decode(event.data.get())
-        .map_err(|e| HandlerError::bad_data(event, e))?;
-    HandlerError::check_key(event, &pending.key())?;
-    let from = store::state(db, pending.from_account_id).await?;
-    let to = store::state(db, pending.to_account_id).await?;
     let reads = vec![
         Read {
             key: account_key(pending.from_account_id),

@@ -1,12 +1,13 @@
 //! The accounts service's queries.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use events::account_key;
-use events::{AccountCreated, Amount, ConfirmedCredit, ConfirmedDebit};
+use events::{Amount, ConfirmedCredit, ConfirmedDebit};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
-use superclient::{EventRecord, HandlerError, consistency_value};
 use uuid::Uuid;
 
 use crate::transfer::AccountState;
@@ -69,72 +70,6 @@ impl<'a> Movement<'a> {
     }
 }
 
-pub async fn create_account(
-    db: &mut PgConnection,
-    created: &AccountCreated,
-    event: &EventRecord,
-) -> Result<(), HandlerError> {
-    sqlx::query(
-        "INSERT INTO accounts (account_id, username, request_id, balance, created_at)
-         VALUES ($1, $2, $3, 0, $4)",
-    )
-    .bind(created.account_id)
-    .bind(&created.username)
-    .bind(created.request_id)
-    .bind(event.timestamp)
-    .execute(&mut *db)
-    .await?;
-    // Ids handed out elsewhere (another instance, or before a rebuild) are
-    // not offered again.
-    sqlx::query("SELECT setval('account_ids', GREATEST($1, (SELECT last_value FROM account_ids)))")
-        .bind(created.account_id)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// Books a credit or a debit: the balance, the version, the statement line.
-pub async fn book(
-    db: &mut PgConnection,
-    movement: &Movement<'_>,
-    event: &EventRecord,
-) -> Result<(), HandlerError> {
-    let signed = match movement.kind {
-        "debit" => -movement.amount.value(),
-        _ => movement.amount.value(),
-    };
-    let balance: Option<Decimal> = sqlx::query_scalar(
-        "UPDATE accounts SET balance = balance + $2 WHERE account_id = $1 RETURNING balance",
-    )
-    .bind(movement.account_id)
-    .bind(signed)
-    .fetch_optional(&mut *db)
-    .await?;
-    let balance = balance.ok_or_else(|| {
-        HandlerError::Other(format!(
-            "{} for account {}, which does not exist",
-            event.event_type, movement.account_id
-        ))
-    })?;
-    sqlx::query(
-        "INSERT INTO statement_entries (account_id, version, position, recorded_at, kind, amount,
-             description, transaction_id, balance_after)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(movement.account_id)
-    .bind(consistency_value(event))
-    .bind(event.position)
-    .bind(event.timestamp)
-    .bind(movement.kind)
-    .bind(movement.amount.value())
-    .bind(movement.note)
-    .bind(movement.transaction_id)
-    .bind(balance)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 pub async fn next_account_id(db: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT nextval('account_ids')")
         .fetch_one(db)
@@ -153,7 +88,7 @@ pub async fn account_of_request(
 
 /// An account as a decision reads it: its balance, if it exists here, and
 /// the version of its key as claimed (`None`: nothing of it yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Observed {
     pub account: Option<AccountState>,
     pub version: Option<i64>,
@@ -163,21 +98,34 @@ pub struct Observed {
 const ACCOUNT: &str = "a.account_id, a.username, a.balance, k.value AS version, a.created_at
     FROM accounts a JOIN applied_keys k ON k.key = 'acc-' || a.account_id";
 
-pub async fn state(db: &mut PgConnection, account_id: i64) -> Result<Observed, sqlx::Error> {
-    let (balance, version): (Option<Decimal>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT balance FROM accounts WHERE account_id = $1),
-                (SELECT value FROM applied_keys WHERE key = $2 AND value >= 0)",
+/// The accounts `account_ids` as decisions read them, with one query.
+pub async fn states(
+    db: &mut PgConnection,
+    account_ids: &[i64],
+) -> Result<HashMap<i64, Observed>, sqlx::Error> {
+    let keys: Vec<String> = account_ids.iter().map(|id| account_key(*id)).collect();
+    // One index lookup per account in each table, whatever the planner
+    // would guess of a join (`applied_keys` also holds every command
+    // handled, so it is far larger than the accounts).
+    let rows: Vec<(i64, Option<Decimal>, Option<i64>)> = sqlx::query_as(
+        "SELECT w.account_id,
+                (SELECT balance FROM accounts WHERE account_id = w.account_id),
+                (SELECT value FROM applied_keys WHERE key = w.key AND value >= 0)
+           FROM unnest($1::bigint[], $2::text[]) AS w(account_id, key)",
     )
-    .bind(account_id)
-    .bind(account_key(account_id))
-    .fetch_one(db)
+    .bind(account_ids)
+    .bind(&keys)
+    .fetch_all(db)
     .await?;
-    Ok(Observed {
-        account: balance
-            .zip(version)
-            .map(|(balance, version)| AccountState { balance, version }),
-        version,
-    })
+    Ok(rows
+        .into_iter()
+        .map(|(account_id, balance, version)| {
+            let account = balance
+                .zip(version)
+                .map(|(balance, version)| AccountState { balance, version });
+            (account_id, Observed { account, version })
+        })
+        .collect())
 }
 
 pub async fn account(db: &PgPool, account_id: i64) -> Result<Option<AccountRow>, sqlx::Error> {

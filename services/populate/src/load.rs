@@ -2,8 +2,9 @@
 //! faster than `pace.rate`, none started after `pace.duration`.
 //!
 //! A deposit or withdrawal is final with the service's answer. A transfer
-//! is asked for (202, pending), then looked at until it is accepted or
-//! rejected: its latency runs to that final status.
+//! is asked for (202, pending), then looked at with `?wait=`, which the
+//! service answers when the transfer is accepted or rejected: its latency
+//! runs to that final status.
 
 use std::time::Duration;
 
@@ -24,9 +25,12 @@ use crate::{
 
 /// How long a transfer may stay pending before it counts as failed.
 const DECISION_PATIENCE: Duration = Duration::from_secs(120);
-/// A pending transfer is looked at again after this, doubling up to the longest.
-const FIRST_LOOK: Duration = Duration::from_millis(5);
-const LONGEST_LOOK: Duration = Duration::from_millis(100);
+/// How long one look at a pending transfer waits for its decision.
+const DECISION_WAIT: Duration = Duration::from_secs(5);
+/// A transfer not shown yet is looked at again after this, doubling up to
+/// the longest.
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+const LONGEST_PAUSE: Duration = Duration::from_millis(100);
 
 /// A progress bar in the tool's style (drawn only on a terminal).
 pub fn bar(length: u64, what: &'static str) -> ProgressBar {
@@ -226,26 +230,32 @@ async fn transfer(
         request: key.to_owned(),
     });
     let deadline = Instant::now() + DECISION_PATIENCE;
-    let mut wait = FIRST_LOOK;
+    let mut pause = FIRST_PAUSE;
     loop {
-        tokio::time::sleep(wait).await;
+        // The service answers when the transfer is decided, or after the
+        // wait with it still pending.
         let answer = customer
             .send(
                 context.client,
                 Service::Transactions,
                 Method::GET,
-                format!("/transfers/{id}"),
+                format!("/transfers/{id}?wait={}", DECISION_WAIT.as_secs()),
                 None,
                 None,
             )
             .await
             .map_err(|error| error.to_string())?;
-        // A 404 is a transfer the service does not show yet; it is looked
-        // at again until the patience runs out.
+        // A 404 is a transfer this instance does not show yet (another
+        // took the request); it is looked at again, after a pause, until
+        // the patience runs out.
         match (answer.status, answer.body["status"].as_str()) {
             (200, Some("accepted")) => return Ok(Final::Accepted),
             (200, Some("rejected")) => return Ok(Final::Rejected),
-            (200, Some("pending")) | (404, _) => {}
+            (200, Some("pending")) => {}
+            (404, _) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
             _ => return Err(format!("transfer {id}: {}", answer.describe())),
         }
         if Instant::now() > deadline {
@@ -253,6 +263,5 @@ async fn transfer(
                 "transfer {id} was still pending after {DECISION_PATIENCE:?}"
             ));
         }
-        wait = (wait * 2).min(LONGEST_LOOK);
     }
 }

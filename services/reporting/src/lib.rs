@@ -101,7 +101,15 @@ impl Service for Reporting {
     }
 
     async fn apply(&self, db: &mut PgConnection, event: &EventRecord) -> Result<(), HandlerError> {
-        apply::apply(db, event).await
+        apply::apply_all(db, &[event]).await
+    }
+
+    async fn apply_all(
+        &self,
+        db: &mut PgConnection,
+        events: &[&EventRecord],
+    ) -> Result<(), HandlerError> {
+        apply::apply_all(db, events).await
     }
 
     fn routes(&self) -> axum::Router<superclient::Ctx<Self>> {

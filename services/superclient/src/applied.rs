@@ -12,7 +12,7 @@
 //! request and a batch) never wait for each other in a cycle: no deadlock.
 //! The new values are written back with one statement ([`Claims::save`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bus::protocol::{ConsistencyValue, EventRecord};
 use sqlx::{Executor, PgConnection};
@@ -88,7 +88,7 @@ pub struct Last {
 }
 
 impl Last {
-    const NONE: Self = Self {
+    pub const NONE: Self = Self {
         value: -1,
         position: 0,
     };
@@ -116,23 +116,34 @@ pub struct Claims {
 /// Locks the rows of `keys` for this transaction, in key order, creating
 /// the rows of keys never applied (also in key order, so that two
 /// transactions creating the same keys wait for each other in one
-/// direction only). Call it once per transaction, with every key the
-/// transaction will claim.
-pub async fn lock(db: &mut PgConnection, keys: &[&str]) -> Result<Claims, sqlx::Error> {
+/// direction only); keys in `known` have rows already. Call it once per
+/// transaction, with every key the transaction will claim.
+pub async fn lock(
+    db: &mut PgConnection,
+    keys: &[&str],
+    known: Option<&HashSet<String>>,
+) -> Result<Claims, sqlx::Error> {
     let mut keys: Vec<&str> = keys.to_vec();
     keys.sort_unstable();
     keys.dedup();
     if keys.is_empty() {
         return Ok(Claims::default());
     }
-    sqlx::query(
-        "INSERT INTO applied_keys (key, value, position)
-         SELECT key, -1, 0 FROM unnest($1::text[]) AS k(key) ORDER BY key
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(&keys)
-    .execute(&mut *db)
-    .await?;
+    let new: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|key| !known.is_some_and(|known| known.contains(*key)))
+        .collect();
+    if !new.is_empty() {
+        sqlx::query(
+            "INSERT INTO applied_keys (key, value, position)
+             SELECT key, -1, 0 FROM unnest($1::text[]) AS k(key) ORDER BY key
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&new)
+        .execute(&mut *db)
+        .await?;
+    }
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT key, value, position FROM applied_keys WHERE key = ANY($1)
           ORDER BY key FOR UPDATE",
@@ -210,7 +221,10 @@ impl Claims {
         self.changed.push(key.clone());
     }
 
-    /// Writes the claimed keys back, with one statement.
+    /// Writes the claimed keys back, with one statement. (The `ANY` beside
+    /// the join lets PostgreSQL find the rows by the index; a join with an
+    /// array alone is planned as a scan of the whole table, which grows
+    /// with every key ever claimed.)
     pub async fn save(mut self, db: &mut PgConnection) -> Result<(), sqlx::Error> {
         self.changed.sort_unstable();
         self.changed.dedup();
@@ -226,7 +240,7 @@ impl Claims {
         sqlx::query(
             "UPDATE applied_keys AS a SET value = c.value, position = c.position
                FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS c(key, value, position)
-              WHERE a.key = c.key",
+              WHERE a.key = c.key AND a.key = ANY($1)",
         )
         .bind(&self.changed)
         .bind(&values)

@@ -38,6 +38,13 @@ pub enum ApplyError {
         key: String,
         source: HandlerError,
     },
+    #[error("{events} events of {keys:?} could not be applied together: {source}")]
+    Together {
+        events: usize,
+        /// Their keys, distinct.
+        keys: Vec<String>,
+        source: HandlerError,
+    },
     #[error("event {position} of {key} comes after one not applied here yet")]
     Gap { key: String, position: i64 },
     #[error("the bus: {0}")]
@@ -51,6 +58,10 @@ impl ApplyError {
             Self::Handler {
                 source: HandlerError::Database(error),
                 ..
+            }
+            | Self::Together {
+                source: HandlerError::Database(error),
+                ..
             } => transient::is_transient(error),
             _ => false,
         }
@@ -60,6 +71,7 @@ impl ApplyError {
     pub fn failed_key(&self) -> Option<&str> {
         match self {
             Self::Handler { key, .. } | Self::Gap { key, .. } => Some(key),
+            Self::Together { keys, .. } if keys.len() == 1 => Some(&keys[0]),
             _ => None,
         }
     }
@@ -79,19 +91,49 @@ pub(crate) struct Batch<'a> {
     pub commands: &'a [&'a EventRecord],
     /// Moves the rebuild mark to this position.
     pub mark: Option<i64>,
+    /// Keys whose claim rows are known to exist (rows are never deleted
+    /// while the service runs): locking them needs no insert first.
+    pub known: Option<&'a HashSet<String>>,
+}
+
+/// What of a batch is not applied yet.
+#[derive(Debug, Default)]
+struct Unapplied {
+    /// Keys on which an event is beyond the next value.
+    gaps: Vec<String>,
+    /// Events not applied yet.
+    fresh: usize,
+    /// Keys with a claim row.
+    known: HashSet<String>,
 }
 
 /// How often a batch catches a key up and tries again before giving up.
 const GAP_ROUNDS: u32 = 3;
+/// A batch with nothing new to apply (events this instance applied when
+/// it published them, delivered back) opens no transaction; the rebuild
+/// mark it would have moved is written once it is this many positions
+/// ahead of the last one written, so that a restart reads little history
+/// again without a commit per batch.
+const MARK_STRIDE: i64 = 10_000;
 
 impl<S: Service> Ctx<S> {
     /// Applies `batch` in one transaction, catching keys up from the bus
     /// first when an event is beyond its key's next value.
     pub(crate) async fn apply_gap_free(&self, batch: Batch<'_>) -> Result<(), ApplyError> {
-        let gaps = self.gaps(batch.events).await?;
+        let Unapplied { gaps, fresh, known } = self.unapplied(batch.events).await?;
+        if fresh == 0 && batch.commands.is_empty() {
+            if let Some(mark) = batch.mark {
+                self.mark_now_and_then(mark).await?;
+            }
+            return Ok(());
+        }
         if !gaps.is_empty() {
             self.catch_up(&gaps).await?;
         }
+        let batch = Batch {
+            known: Some(&known),
+            ..batch
+        };
         let mut round = 0;
         loop {
             round += 1;
@@ -104,21 +146,32 @@ impl<S: Service> Ctx<S> {
         }
     }
 
-    /// The keys of `events` on which an event is beyond the next value.
-    async fn gaps(&self, events: &[EventRecord]) -> Result<Vec<String>, ApplyError> {
+    /// What of `events` is not applied yet: the keys on which an event is
+    /// beyond the next value, and how many events are new.
+    async fn unapplied(&self, events: &[EventRecord]) -> Result<Unapplied, ApplyError> {
         let keys: Vec<&str> = self
             .applied(events)
             .map(|event| event.consistency.key.as_str())
             .collect();
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Unapplied::default());
         }
         let mut db = self.db().acquire().await?;
         let mut last = applied::peek(&mut db, &keys).await?;
+        let known = last
+            .iter()
+            .filter(|(_, last)| **last != applied::Last::NONE)
+            .map(|(key, _)| key.clone())
+            .collect();
         let mut gaps = BTreeSet::new();
+        let mut fresh = 0;
         for event in self.applied(events) {
             let key = &event.consistency.key;
-            match applied::verdict(last[key], event) {
+            let verdict = applied::verdict(last[key], event);
+            if verdict != Verdict::Applied {
+                fresh += 1;
+            }
+            match verdict {
                 Verdict::Gap { .. } => {
                     gaps.insert(key.clone());
                 }
@@ -134,7 +187,22 @@ impl<S: Service> Ctx<S> {
                 Verdict::Applied => {}
             }
         }
-        Ok(gaps.into_iter().collect())
+        Ok(Unapplied {
+            gaps: gaps.into_iter().collect(),
+            fresh,
+            known,
+        })
+    }
+
+    /// Moves the rebuild mark to `mark` when it is far enough ahead of
+    /// the one last written.
+    async fn mark_now_and_then(&self, mark: i64) -> Result<(), ApplyError> {
+        if mark - self.marked() < MARK_STRIDE {
+            return Ok(());
+        }
+        applied::set_rebuilt_through(&mut *self.db().acquire().await?, mark).await?;
+        self.note_marked(mark);
+        Ok(())
     }
 
     /// The events of types this service applies.
@@ -168,7 +236,7 @@ impl<S: Service> Ctx<S> {
             .map(|event| event.consistency.key.as_str())
             .collect();
         let mut tx = self.db().begin().await?;
-        let mut claims = applied::lock(&mut tx, &keys).await?;
+        let mut claims = applied::lock(&mut tx, &keys, batch.known).await?;
         // Events staff skipped are stepped over wherever they come from.
         let positions: Vec<i64> = self.applied(batch.events).map(|e| e.position).collect();
         let skipped: HashSet<i64> = if positions.is_empty() {
@@ -179,6 +247,7 @@ impl<S: Service> Ctx<S> {
                 .into_iter()
                 .collect()
         };
+        let mut next = Vec::new();
         for event in self.applied(batch.events) {
             match claims.verdict(event) {
                 Verdict::Applied => continue,
@@ -194,20 +263,12 @@ impl<S: Service> Ctx<S> {
                     claims.claim(event);
                 }
                 Verdict::Next | Verdict::Gap { .. } => {
-                    self.service()
-                        .apply(&mut tx, event)
-                        .instrument(event_span(event))
-                        .await
-                        .map_err(|source| ApplyError::Handler {
-                            position: event.position,
-                            event_type: event.event_type.clone(),
-                            key: event.consistency.key.clone(),
-                            source,
-                        })?;
+                    next.push(event);
                     claims.claim(event);
                 }
             }
         }
+        self.apply_all(&mut tx, &next).await?;
         for command in batch.commands {
             // A command's key holds no state of this service: claiming it
             // only marks the command handled.
@@ -220,7 +281,47 @@ impl<S: Service> Ctx<S> {
             applied::set_rebuilt_through(&mut tx, mark).await?;
         }
         tx.commit().await?;
+        if let Some(mark) = batch.mark {
+            self.note_marked(mark);
+        }
         Ok(())
+    }
+
+    /// Hands `events` to the service, all at once; an error names the
+    /// event when there was one.
+    async fn apply_all(
+        &self,
+        db: &mut sqlx::PgConnection,
+        events: &[&EventRecord],
+    ) -> Result<(), ApplyError> {
+        match events {
+            [] => Ok(()),
+            [event] => self
+                .service()
+                .apply_all(db, events)
+                .instrument(event_span(event))
+                .await
+                .map_err(|source| ApplyError::Handler {
+                    position: event.position,
+                    event_type: event.event_type.clone(),
+                    key: event.consistency.key.clone(),
+                    source,
+                }),
+            _ => self
+                .service()
+                .apply_all(db, events)
+                .instrument(tracing::info_span!("apply", events = events.len()))
+                .await
+                .map_err(|source| {
+                    let keys: BTreeSet<&str> =
+                        events.iter().map(|e| e.consistency.key.as_str()).collect();
+                    ApplyError::Together {
+                        events: events.len(),
+                        keys: keys.into_iter().map(str::to_owned).collect(),
+                        source,
+                    }
+                }),
+        }
     }
 
     /// Reads from the bus the events of `keys` this service has not
@@ -237,12 +338,34 @@ impl<S: Service> Ctx<S> {
             events.extend(self.read_key(key, last[key].position, None).await?);
         }
         metrics::counter!("superclient_caught_up_events_total").increment(events.len() as u64);
-        self.apply_batch(Batch {
-            events: &events,
-            complete: true,
-            ..Batch::default()
-        })
-        .await
+        let together = self
+            .apply_batch(Batch {
+                events: &events,
+                complete: true,
+                ..Batch::default()
+            })
+            .await;
+        match together {
+            // Key by key, so that the error names the key that cannot be
+            // brought up to date.
+            Err(ApplyError::Together { keys, .. }) if keys.len() > 1 => {
+                for key in keys {
+                    let of_key: Vec<EventRecord> = events
+                        .iter()
+                        .filter(|event| event.consistency.key == key)
+                        .cloned()
+                        .collect();
+                    self.apply_batch(Batch {
+                        events: &of_key,
+                        complete: true,
+                        ..Batch::default()
+                    })
+                    .await?;
+                }
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// The events of `key` of the service's types after `after_position`

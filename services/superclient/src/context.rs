@@ -3,7 +3,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
 };
 
 use bus::client::BusClient;
@@ -28,6 +28,8 @@ struct Inner<S> {
     ready: AtomicBool,
     /// Keys the start-up rebuild could not bring up to date.
     stuck_keys: AtomicU64,
+    /// The rebuild mark as this process last wrote it.
+    marked: AtomicI64,
     metrics: Option<PrometheusHandle>,
 }
 
@@ -61,6 +63,7 @@ impl<S> Ctx<S> {
                 user_tokens: parts.user_tokens,
                 ready: AtomicBool::new(false),
                 stuck_keys: AtomicU64::new(0),
+                marked: AtomicI64::new(0),
                 metrics: parts.metrics,
             }),
         }
@@ -107,6 +110,15 @@ impl<S> Ctx<S> {
     pub(crate) fn set_stuck_keys(&self, keys: u64) {
         self.inner.stuck_keys.store(keys, Ordering::Release);
         metrics::gauge!("superclient_stuck_keys").set(keys as f64);
+    }
+
+    /// The rebuild mark as this process last wrote it (0: not yet).
+    pub(crate) fn marked(&self) -> i64 {
+        self.inner.marked.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn note_marked(&self, position: i64) {
+        self.inner.marked.fetch_max(position, Ordering::AcqRel);
     }
 
     pub(crate) fn metrics(&self) -> Option<&PrometheusHandle> {

@@ -12,9 +12,15 @@
 //! - the response, once there is one: a repeat gets the same status and
 //!   body.
 //!
-//! A request holds its key for a lease; a retry meanwhile is told the first
-//! is still in progress (409), and one after the lease takes over (with a
-//! new attempt number, which fences the first off).
+//! The record is first written with the events, just before they are
+//! published (or with the answer, for a request that publishes nothing):
+//! a request costs one commit less than one that takes its key before
+//! deciding, and nothing it decided before then was seen by anyone. Of two
+//! tries that decide at once, the first to write wins; the other is told
+//! the request is in progress (409), and a retry gets the winner's answer.
+//! From then on the record holds the key for a lease; a retry meanwhile is
+//! told the first is still in progress (409), and one after the lease takes
+//! over (with a new attempt number, which fences the first off).
 
 use std::time::Duration;
 
@@ -144,6 +150,9 @@ pub struct Idempotency {
     service: &'static str,
     scope: String,
     key: String,
+    fingerprint: Vec<u8>,
+    /// The try that holds the record; [`NOT_RECORDED`] before the first
+    /// write.
     attempt: i64,
     /// Events an earlier try saved before publishing them.
     saved: Option<Vec<Publish>>,
@@ -189,6 +198,9 @@ impl From<SavedEvent> for Publish {
     }
 }
 
+/// The attempt of a request with no record yet.
+const NOT_RECORDED: i64 = 0;
+
 /// The fingerprint of a request: what it asks, as a canonical JSON value
 /// (object keys sorted). A secret (a password) must not be in it.
 fn fingerprint(request: &Value) -> Vec<u8> {
@@ -205,7 +217,8 @@ type Row = (
 );
 
 impl Idempotency {
-    /// Takes the key `key` of `scope` (the acting user) for `request`.
+    /// Takes the key `key` of `scope` (the acting user) for `request`:
+    /// reads its record, and writes nothing for a key not seen before.
     pub async fn begin(
         db: &PgPool,
         service: &'static str,
@@ -216,28 +229,6 @@ impl Idempotency {
         let fingerprint = fingerprint(request);
         let lease = format!("{} seconds", LEASE.as_secs());
         let table = table(service);
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO {table} (scope, key, fingerprint, attempt, locked_until)
-             VALUES ($1, $2, $3, 1, now() + $4::interval) ON CONFLICT (scope, key) DO NOTHING"
-        ))
-        .bind(scope)
-        .bind(&key.0)
-        .bind(&fingerprint)
-        .bind(&lease)
-        .execute(db)
-        .await?
-        .rows_affected();
-        let mut held = Self {
-            db: db.clone(),
-            service,
-            scope: scope.to_owned(),
-            key: key.0.clone(),
-            attempt: 1,
-            saved: None,
-        };
-        if inserted == 1 {
-            return Ok(Begin::Proceed(held));
-        }
         let row: Option<Row> = sqlx::query_as(&format!(
             "SELECT fingerprint, attempt, coalesce(locked_until > now(), false), events, status, body
                FROM {table} WHERE scope = $1 AND key = $2"
@@ -246,11 +237,19 @@ impl Idempotency {
         .bind(&key.0)
         .fetch_optional(db)
         .await?;
-        let Some((stored_fingerprint, attempt, locked, events, status, body)) = row else {
-            // Expired between the two statements: a fresh start.
-            return Box::pin(Self::begin(db, service, scope, key, request)).await;
+        let mut held = Self {
+            db: db.clone(),
+            service,
+            scope: scope.to_owned(),
+            key: key.0.clone(),
+            fingerprint,
+            attempt: NOT_RECORDED,
+            saved: None,
         };
-        if stored_fingerprint != fingerprint {
+        let Some((stored_fingerprint, attempt, locked, events, status, body)) = row else {
+            return Ok(Begin::Proceed(held));
+        };
+        if stored_fingerprint != held.fingerprint {
             return Err(ApiError::refused(
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for a different request; use a new key for a new request",
@@ -299,12 +298,42 @@ impl Idempotency {
         self.saved.as_deref()
     }
 
-    /// Saves (and commits) the events about to be published.
+    /// Saves (and commits) the events about to be published; the first
+    /// save writes the record, and holds the key for its lease.
     pub(crate) async fn save(&mut self, events: &[Publish]) -> Result<(), RecordError> {
         let saved: Vec<SavedEvent> = events.iter().map(SavedEvent::from).collect();
         let json = serde_json::to_value(&saved).expect("events serialise");
-        self.update("events = $4", Some(json)).await?;
+        if self.attempt == NOT_RECORDED {
+            self.record_saved(json).await?;
+        } else {
+            self.update("events = $4", Some(json)).await?;
+        }
         self.saved = Some(events.to_vec());
+        Ok(())
+    }
+
+    /// Writes the first record of the request, with the events it is
+    /// about to publish and its lease; another try that wrote first wins.
+    async fn record_saved(&mut self, events: Value) -> Result<(), RecordError> {
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO {} (scope, key, fingerprint, attempt, events, locked_until)
+             VALUES ($1, $2, $3, $4, $5, now() + $6::interval)
+             ON CONFLICT (scope, key) DO NOTHING",
+            table(self.service)
+        ))
+        .bind(&self.scope)
+        .bind(&self.key)
+        .bind(&self.fingerprint)
+        .bind(NOT_RECORDED + 1)
+        .bind(events)
+        .bind(format!("{} seconds", LEASE.as_secs()))
+        .execute(&self.db)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(RecordError::LeaseLost);
+        }
+        self.attempt = NOT_RECORDED + 1;
         Ok(())
     }
 
@@ -349,6 +378,9 @@ impl Idempotency {
             }
             Err(error) => (error.status, error.body()),
         };
+        if self.attempt == NOT_RECORDED {
+            return self.record_answer(status, body).await;
+        }
         let stored = sqlx::query(&format!(
             "UPDATE {} SET status = $4, body = $5, locked_until = NULL
               WHERE scope = $1 AND key = $2 AND attempt = $3",
@@ -369,8 +401,54 @@ impl Idempotency {
         Ok((status, Json(body)))
     }
 
+    /// Records the answer of a request that published nothing, as its
+    /// first record. When another try recorded first, its answer is the
+    /// request's (or, while it is still running, the request is in
+    /// progress).
+    async fn record_answer(
+        self,
+        status: StatusCode,
+        body: Value,
+    ) -> Result<(StatusCode, Json<Value>), ApiError> {
+        let table = table(self.service);
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO {table} (scope, key, fingerprint, attempt, status, body)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING"
+        ))
+        .bind(&self.scope)
+        .bind(&self.key)
+        .bind(&self.fingerprint)
+        .bind(NOT_RECORDED + 1)
+        .bind(status.as_u16() as i16)
+        .bind(&body)
+        .execute(&self.db)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok((status, Json(body)));
+        }
+        let first: Option<(Option<i16>, Option<Value>)> = sqlx::query_as(&format!(
+            "SELECT status, body FROM {table} WHERE scope = $1 AND key = $2"
+        ))
+        .bind(&self.scope)
+        .bind(&self.key)
+        .fetch_optional(&self.db)
+        .await?;
+        match first {
+            Some((Some(status), body)) => {
+                let status =
+                    StatusCode::from_u16(status as u16).map_err(|_| ApiError::internal())?;
+                Ok((status, Json(body.unwrap_or(Value::Null))))
+            }
+            _ => Err(in_progress()),
+        }
+    }
+
     /// Lets a retry go on at once.
     async fn release(self) {
+        if self.attempt == NOT_RECORDED {
+            return;
+        }
         let released = sqlx::query(&format!(
             "UPDATE {} SET locked_until = NULL
               WHERE scope = $1 AND key = $2 AND attempt = $3",

@@ -255,15 +255,15 @@ impl<S: Service> Ctx<S> {
                 return Vec::new();
             }
         };
+        let reactions = self
+            .service()
+            .react_all(&mut db, pending)
+            .instrument(tracing::info_span!("decide", commands = pending.len()))
+            .await;
         let mut decided = Vec::new();
         let mut taken: HashSet<String> = HashSet::new();
-        for command in pending {
-            let reaction = match self
-                .service()
-                .react(&mut db, command)
-                .instrument(event_span(command))
-                .await
-            {
+        for (command, reaction) in pending.iter().zip(reactions) {
+            let reaction = match reaction {
                 Ok(reaction) => reaction,
                 Err(error) => {
                     round.settled.push((command.position, Err(error.into())));

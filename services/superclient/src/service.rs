@@ -39,6 +39,25 @@ pub trait Service: Send + Sync + Sized + 'static {
         event: &EventRecord,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
+    /// Applies `events` in order, inside the framework's transaction; each
+    /// is exactly its key's next event. The default applies them one by
+    /// one; a service overrides it to apply a whole batch with a few
+    /// set-based statements (a rebuild hands it hundreds of events at
+    /// once). When a batch fails, the framework applies its events one per
+    /// transaction to find the one at fault.
+    fn apply_all(
+        &self,
+        db: &mut PgConnection,
+        events: &[&EventRecord],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async move {
+            for event in events {
+                self.apply(db, event).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Decides what a command event leads to, reading the tables through
     /// `db` (no transaction is open: nothing may wait on the bus inside
     /// one). May run more than once for one event (after `inconsistent`,
@@ -50,6 +69,24 @@ pub trait Service: Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<Reaction, HandlerError>> + Send {
         let _ = (db, event);
         async { Ok(Reaction::default()) }
+    }
+
+    /// Decides what each of `commands` leads to, as [`Service::react`]
+    /// does, one outcome per command in order. The default decides them
+    /// one by one; a service overrides it to read what they all need with
+    /// one query.
+    fn react_all(
+        &self,
+        db: &mut PgConnection,
+        commands: &[&EventRecord],
+    ) -> impl Future<Output = Vec<Result<Reaction, HandlerError>>> + Send {
+        async move {
+            let mut reactions = Vec::with_capacity(commands.len());
+            for command in commands {
+                reactions.push(self.react(db, command).await);
+            }
+            reactions
+        }
     }
 
     /// The HTTP API; the framework requires a caller token on every route.

@@ -18,7 +18,7 @@
 //! | route | does |
 //! |---|---|
 //! | `POST /transfers` `{from_account_id, to_account_id, amount, reference?}` + key | 202 with the transfer as asked for: `status: "pending"` (the accounts service decides it next); 400 on bad input; 404 when the source is not the acting user's account |
-//! | `GET /transfers/{id}` | the transfer, with its `status`: `pending`, `accepted`, or `rejected` with `reason`; visible to the user who asked, the receiving account's owner, and staff |
+//! | `GET /transfers/{id}?wait=S` | the transfer, with its `status`: `pending`, `accepted`, or `rejected` with `reason`; visible to the user who asked, the receiving account's owner, and staff. With `wait` (1 to 30 seconds), a pending transfer is answered as soon as it is decided, or after `wait` seconds still pending |
 //! | `GET /transfers?username=U` or `?account_id=N`, `&before=ID&limit=L` | `{transfers, next_before}`, newest first, `limit` 1..=200 (50) |
 //!
 //! A transfer is `{transaction_id, from_account_id, to_account_id, amount,
@@ -28,6 +28,8 @@
 //! strings (`"30.00"`): more than zero, at most two decimals, at most
 //! `10000000.00`.
 
+mod apply;
+mod decisions;
 mod routes;
 mod store;
 mod view;
@@ -39,7 +41,11 @@ use sqlx::PgConnection;
 use superclient::{EventRecord, HandlerError, Service};
 
 /// The transactions service.
-pub struct Transactions;
+#[derive(Default)]
+pub struct Transactions {
+    /// Requests waiting for transfers to be decided.
+    decisions: decisions::Decisions,
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -58,46 +64,15 @@ impl Service for Transactions {
     }
 
     async fn apply(&self, db: &mut PgConnection, event: &EventRecord) -> Result<(), HandlerError> {
-        let data = event.data.get();
-        let bad = |e| HandlerError::bad_data(event, e);
-        match event.event_type.as_str() {
-            AccountCreated::TYPE => {
-                let created = AccountCreated::decode(data).map_err(bad)?;
-                HandlerError::check_key(event, &created.key())?;
-                store::record_owner(db, &created).await?
-            }
-            PendingTransaction::TYPE => {
-                let pending = PendingTransaction::decode(data).map_err(bad)?;
-                HandlerError::check_key(event, &pending.key())?;
-                store::insert_transfer(db, &pending, event.timestamp).await?;
-            }
-            AcceptedTransaction::TYPE => {
-                let accepted = AcceptedTransaction::decode(data).map_err(bad)?;
-                HandlerError::check_key(event, &accepted.key())?;
-                store::decide(
-                    db,
-                    accepted.transaction_id,
-                    "accepted",
-                    None,
-                    event.timestamp,
-                )
-                .await?;
-            }
-            RejectedTransaction::TYPE => {
-                let rejected = RejectedTransaction::decode(data).map_err(bad)?;
-                HandlerError::check_key(event, &rejected.key())?;
-                store::decide(
-                    db,
-                    rejected.transaction_id,
-                    "rejected",
-                    Some(&rejected.reason),
-                    event.timestamp,
-                )
-                .await?;
-            }
-            _ => {}
-        }
-        Ok(())
+        apply::apply_all(db, &[event]).await
+    }
+
+    async fn apply_all(
+        &self,
+        db: &mut PgConnection,
+        events: &[&EventRecord],
+    ) -> Result<(), HandlerError> {
+        apply::apply_all(db, events).await
     }
 
     fn routes(&self) -> axum::Router<superclient::Ctx<Self>> {

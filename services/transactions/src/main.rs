@@ -12,5 +12,5 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    superclient::main(Transactions, Cli::parse().service.settings()?).await
+    superclient::main(Transactions::default(), Cli::parse().service.settings()?).await
 }

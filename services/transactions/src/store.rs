@@ -1,10 +1,8 @@
 //! The transactions service's queries.
 
 use chrono::{DateTime, Utc};
-use events::{AccountCreated, PendingTransaction};
 use rust_decimal::Decimal;
-use sqlx::{FromRow, PgConnection, PgPool};
-use superclient::HandlerError;
+use sqlx::{FromRow, PgPool};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TransferRow {
@@ -22,71 +20,6 @@ pub struct TransferRow {
 
 const COLUMNS: &str = "transaction_id, from_account_id, to_account_id, amount, reference, username,
      status, reason, requested_at, decided_at";
-
-pub async fn record_owner(
-    db: &mut PgConnection,
-    created: &AccountCreated,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO account_owners (account_id, username) VALUES ($1, $2)")
-        .bind(created.account_id)
-        .bind(&created.username)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-pub async fn insert_transfer(
-    db: &mut PgConnection,
-    pending: &PendingTransaction,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO transfers (transaction_id, from_account_id, to_account_id, amount, reference,
-             username, status, requested_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
-    )
-    .bind(pending.transaction_id)
-    .bind(pending.from_account_id)
-    .bind(pending.to_account_id)
-    .bind(pending.amount.value())
-    .bind(&pending.reference)
-    .bind(&pending.username)
-    .bind(at)
-    .execute(&mut *db)
-    .await?;
-    // Ids taken elsewhere (another instance, or before a rebuild) are not offered again.
-    sqlx::query(
-        "SELECT setval('transaction_ids', GREATEST($1, (SELECT last_value FROM transaction_ids)))",
-    )
-    .bind(pending.transaction_id)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-pub async fn decide(
-    db: &mut PgConnection,
-    transaction_id: i64,
-    status: &str,
-    reason: Option<&str>,
-    at: DateTime<Utc>,
-) -> Result<(), HandlerError> {
-    let updated = sqlx::query(
-        "UPDATE transfers SET status = $2, reason = $3, decided_at = $4 WHERE transaction_id = $1",
-    )
-    .bind(transaction_id)
-    .bind(status)
-    .bind(reason)
-    .bind(at)
-    .execute(db)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(HandlerError::Other(format!(
-            "a decision on transfer {transaction_id}, which is unknown"
-        )));
-    }
-    Ok(())
-}
 
 pub async fn next_transaction_id(db: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT nextval('transaction_ids')")
