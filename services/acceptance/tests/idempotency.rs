@@ -243,3 +243,53 @@ async fn kill_9_of_the_bus_between_request_and_answer_leaves_one_credit_per_requ
         .collect();
     assert_eq!(versions.len(), 30, "each request its own entry");
 }
+
+#[tokio::test]
+async fn tries_of_one_request_sent_all_at_once_decide_it_once() {
+    let bank = Bank::start().await;
+    let customers = bank.funded_customers(2, "40.00").await;
+    let (dora, from, to) = (customers[0].0.clone(), customers[0].1, customers[1].1);
+    let transactions = bank.call(&bank.transactions);
+    let transfer = json!({"from_account_id": from, "to_account_id": to, "amount": "15.00"});
+
+    // Every try decides on its own (each takes a transfer id); only the
+    // first to record its events may publish them.
+    let tries: Vec<_> = (0..12)
+        .map(|_| {
+            let (api, dora, transfer) = (transactions.clone(), dora.clone(), transfer.clone());
+            tokio::spawn(async move {
+                api.post_with_key(Some(&dora), "/transfers", transfer, "at-once")
+                    .await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for attempt in tries {
+        answers.push(attempt.await.expect("a try"));
+    }
+    let accepted: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 202)
+        .collect();
+    assert!(!accepted.is_empty(), "{answers:?}");
+    for (status, body) in &answers {
+        match status {
+            202 => assert_eq!(body, &accepted[0].1, "one answer for every 202"),
+            409 => assert_eq!(body["error"]["code"], "request_in_progress", "{body}"),
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    let again = transactions
+        .post_with_key(Some(&dora), "/transfers", transfer, "at-once")
+        .await;
+    assert_eq!(&again, accepted[0]);
+
+    // The log holds the one transfer its answers name.
+    let pending = bank.log(&["PendingTransaction"]).await;
+    assert_eq!(pending.len(), 1, "asked for once: {pending:?}");
+    let id = accepted[0].1["transaction_id"].as_i64().unwrap();
+    assert_eq!(pending[0].consistency.key, format!("trans-{id}"));
+    assert_eq!(bank.decided(&dora, id).await["status"], "accepted");
+    bank.balance_becomes(&dora, from, "25.00".parse().unwrap())
+        .await;
+}

@@ -301,3 +301,58 @@ async fn a_skipped_last_event_leaves_its_account_usable() {
     assert_eq!(bank.balance("alice", alice).await.to_string(), "40.00");
     balances_match_the_log(&bank, &[("alice", alice)], &[bad]).await;
 }
+
+/// A rebuild applies a key's events many to a batch, with its balances
+/// worked out in the service: a debit that would take the account below
+/// zero on the way is refused there too, though a credit after it in the
+/// same batch would bring the total back above zero.
+#[tokio::test]
+async fn a_rebuild_refuses_an_overdraft_hidden_inside_one_batch() {
+    let mut bank = Bank::start().await;
+    let alice = bank.sign_up("alice").await;
+    bank.deposit("alice", alice, "100.00").await;
+
+    // While the accounts service is away, the log gets (with the bus's
+    // all-powerful token, in one message) a debit beyond the balance and
+    // a credit that makes up for it.
+    bank.accounts[0].terminate();
+    let (client, _) = BusClient::connect(bank.bus_config(None))
+        .await
+        .expect("connect");
+    let key = format!("acc-{alice}");
+    let current = client.consistency(vec![key.clone()]).await.expect("values")[&key]
+        .expect("the account exists");
+    let movement = |event_type: &str, value: i64, amount: &str| {
+        Publish::new(
+            event_type,
+            key.clone(),
+            ConsistencyValue::Explicit(value),
+            &json!({"account_id": alice, "amount": amount, "note": "test", "transaction_id": null}),
+        )
+        .expect("encode")
+    };
+    let receipt = client
+        .publish(vec![
+            movement("ConfirmedDebit", current + 1, "150.00"),
+            movement("ConfirmedCredit", current + 2, "100.00"),
+        ])
+        .await
+        .expect("a receipt");
+    assert_eq!(receipt.status, ReceiptStatus::Success, "{receipt:?}");
+    client.close();
+
+    // Its rebuild reads both in one batch, and refuses the debit: the key
+    // stays before it, and the balance where it was.
+    bank.accounts[0].restart();
+    let health: Value = bank
+        .http
+        .get(format!("{}/health", bank.accounts[0].http_base()))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["stuck_keys"], 1, "{health}");
+    assert_eq!(bank.balance("alice", alice).await.to_string(), "100.00");
+}
