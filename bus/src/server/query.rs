@@ -142,7 +142,8 @@ async fn stream_log(
                 types: &types,
                 limit: remaining.min(BATCH),
             };
-            store::events::read_page(&pool, &page).await
+            let mut db = pool.acquire().await?;
+            store::events::read_page(&mut db, &page).await
         }
     };
 

@@ -271,6 +271,30 @@ impl Bank {
         body["parked"].as_array().cloned()
     }
 
+    /// The first accounts instance's `/metrics` page.
+    pub async fn accounts_metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.accounts[0].http_base()))
+            .send()
+            .await
+            .expect("an answer")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// The first accounts instance's value of the metric written exactly
+    /// `series` (a name, with its labels if it has any); 0 before it is
+    /// first counted.
+    pub async fn accounts_metric(&self, series: &str) -> u64 {
+        let prefix = format!("{series} ");
+        self.accounts_metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .map_or(0, |count| count.trim().parse().unwrap_or(0))
+    }
+
     /// Every stored event of `types` (all: `["*"]`), read from the bus.
     pub async fn log(&self, types: &[&str]) -> Vec<EventRecord> {
         let (client, _) = BusClient::connect(self.bus_config(None))

@@ -76,15 +76,7 @@ async fn health_metrics_and_a_graceful_stop() {
         );
         assert_eq!(body["stuck_keys"], 0, "{body}");
     }
-    let metrics = bank
-        .http
-        .get(format!("{}/metrics", bank.accounts[0].http_base()))
-        .send()
-        .await
-        .expect("an answer")
-        .text()
-        .await
-        .expect("text");
+    let metrics = bank.accounts_metrics().await;
     for name in [
         "superclient_events_handled_total",
         "superclient_publishes_total",

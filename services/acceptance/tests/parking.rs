@@ -356,3 +356,49 @@ async fn a_rebuild_refuses_an_overdraft_hidden_inside_one_batch() {
     assert_eq!(health["stuck_keys"], 1, "{health}");
     assert_eq!(bank.balance("alice", alice).await.to_string(), "100.00");
 }
+
+/// Money for an account that was never opened is refused by the apply
+/// itself (the table has no foreign key to do it): the credit is parked,
+/// and no statement line or account appears.
+#[tokio::test]
+async fn a_credit_for_an_account_never_opened_is_parked_and_books_nothing() {
+    let bank = Bank::start().await;
+    let alice = bank.sign_up("alice").await;
+    let never = alice + 1000;
+    let (client, _) = BusClient::connect(bank.bus_config(None))
+        .await
+        .expect("connect");
+    let credit = Publish::new(
+        "ConfirmedCredit",
+        format!("acc-{never}"),
+        ConsistencyValue::Explicit(0),
+        &json!({"account_id": never, "amount": "5.00", "note": "nowhere", "transaction_id": null}),
+    )
+    .expect("encode");
+    let receipt = client.publish(vec![credit]).await.expect("a receipt");
+    assert_eq!(receipt.status, ReceiptStatus::Success, "{receipt:?}");
+    client.close();
+
+    let parked = parked_when(&bank, |parked| !parked.is_empty()).await;
+    assert_eq!(
+        parked[0]["position"],
+        receipt.events[0].position.expect("stored")
+    );
+    assert!(
+        parked[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("account {never}, which does not exist")),
+        "{parked:?}"
+    );
+    let pool = bank.db.pool().await;
+    let (lines, accounts): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM accounts.statement_entries WHERE account_id = $1),
+                (SELECT count(*) FROM accounts.accounts WHERE account_id = $1)",
+    )
+    .bind(never)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((lines, accounts), (0, 0));
+}

@@ -117,17 +117,5 @@ async fn log_with_deposits(bank: &Bank) -> Vec<bus::protocol::EventRecord> {
 
 /// How many events the surviving instance was handed a second time or more.
 async fn redeliveries(bank: &Bank) -> u64 {
-    let metrics = bank
-        .http
-        .get(format!("{}/metrics", bank.accounts[0].http_base()))
-        .send()
-        .await
-        .expect("an answer")
-        .text()
-        .await
-        .expect("text");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("superclient_redeliveries_total "))
-        .map_or(0, |count| count.trim().parse().unwrap_or(0))
+    bank.accounts_metric("superclient_redeliveries_total").await
 }

@@ -98,19 +98,7 @@ async fn decisions_on_another_instances_accounts_never_reject_on_a_stale_read() 
         "rejected on stale reads ({decided_while_frozen} decided while frozen): {rejected:?}"
     );
     // And stale reads did happen: the running instance caught up before deciding.
-    let metrics = bank
-        .http
-        .get(format!("{}/metrics", bank.accounts[0].http_base()))
-        .send()
-        .await
-        .expect("an answer")
-        .text()
-        .await
-        .expect("text");
-    let stale: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("superclient_stale_reads_total "))
-        .map_or(0, |count| count.trim().parse().unwrap_or(0));
+    let stale = bank.accounts_metric("superclient_stale_reads_total").await;
     assert!(
         stale > 0,
         "no decision read a stale account: the test proved nothing"

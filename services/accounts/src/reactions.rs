@@ -48,7 +48,11 @@ async fn open_account(
 }
 
 /// Decides each of `commands`: the accounts every transfer among them
-/// reads are read with one query.
+/// reads are read with one query, and each transfer is decided on the
+/// balances the accepted transfers before it leave. The framework
+/// publishes such a chain of decisions as one message, so one busy account
+/// answers many transfers a round, and no decision outlives one it rests
+/// on.
 pub async fn react_all(
     db: &mut PgConnection,
     commands: &[&EventRecord],
@@ -65,21 +69,35 @@ pub async fn react_all(
         .collect();
     read.sort_unstable();
     read.dedup();
-    let states = if read.is_empty() {
+    let mut states = if read.is_empty() {
         Ok(HashMap::new())
     } else {
         store::states(db, &read).await
     };
     let mut reactions = Vec::with_capacity(commands.len());
     for (command, transfer) in commands.iter().zip(transfers) {
-        reactions.push(match (transfer, &states) {
+        reactions.push(match (transfer, &mut states) {
             (Some(Ok(pending)), Ok(states)) => {
                 let observed = |id| states.get(&id).copied().unwrap_or_default();
                 let (from, to) = (
                     observed(pending.from_account_id),
                     observed(pending.to_account_id),
                 );
-                decide_transfer(command, pending, from, to)
+                let verdict = transfer::decide(
+                    pending.from_account_id,
+                    pending.to_account_id,
+                    pending.amount,
+                    from.account,
+                    to.account,
+                );
+                if let Verdict::Accept { from, to } = verdict {
+                    let amount = pending.amount.value();
+                    let (debited, credited) = (from.moved(-amount), to.moved(amount));
+                    states.insert(pending.from_account_id, debited.into());
+                    states.insert(pending.to_account_id, credited.into());
+                }
+                let reads = [from.version, to.version];
+                decide_transfer(command, pending, reads, verdict)
             }
             (Some(Ok(_)), Err(error)) => Err(HandlerError::Other(format!(
                 "database: could not read the accounts: {error}"
@@ -102,33 +120,25 @@ fn pending(event: &EventRecord) -> Result<PendingTransaction, HandlerError> {
 }
 
 /// Accepted (with the debit and the credit) or rejected, in one message.
-/// The accounts it read go with the decision: an acceptance pins them
-/// (explicit values), and a rejection is published only once the bus
-/// confirms they were current.
+/// The accounts it read (at these versions) go with the decision: an
+/// acceptance pins them (explicit values), and a rejection is published
+/// only once the bus confirms they were current.
 fn decide_transfer(
     event: &EventRecord,
     pending: PendingTransaction,
-    from: store::Observed,
-    to: store::Observed,
+    [from_version, to_version]: [Option<i64>; 2],
+    verdict: Verdict,
 ) -> Result<Reaction, HandlerError> {
     let reads = vec![
         Read {
             key: account_key(pending.from_account_id),
-            version: from.version,
+            version: from_version,
         },
         Read {
             key: account_key(pending.to_account_id),
-            version: to.version,
+            version: to_version,
         },
     ];
-    let (from, to) = (from.account, to.account);
-    let verdict = transfer::decide(
-        pending.from_account_id,
-        pending.to_account_id,
-        pending.amount,
-        from,
-        to,
-    );
     // The transfer's own key: the decision is its second event.
     let decided = Expect::Value(superclient::consistency_value(event) + 1);
     let id = pending.transaction_id;

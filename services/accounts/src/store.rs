@@ -94,6 +94,15 @@ pub struct Observed {
     pub version: Option<i64>,
 }
 
+impl From<AccountState> for Observed {
+    fn from(account: AccountState) -> Self {
+        Self {
+            version: Some(account.version),
+            account: Some(account),
+        }
+    }
+}
+
 /// The columns of an account, its version being its key's claimed value.
 const ACCOUNT: &str = "a.account_id, a.username, a.balance, k.value AS version, a.created_at
     FROM accounts a JOIN applied_keys k ON k.key = 'acc-' || a.account_id";

@@ -11,6 +11,16 @@ pub struct AccountState {
     pub version: i64,
 }
 
+impl AccountState {
+    /// The state after one movement of `by` (negative: a debit).
+    pub fn moved(self, by: Decimal) -> Self {
+        Self {
+            balance: self.balance + by,
+            version: self.version + 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Accept {

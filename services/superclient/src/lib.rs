@@ -17,7 +17,8 @@
 //! - [`apply`]: applying events in transactions, catching keys up from the
 //!   bus, making keys current.
 //! - [`rebuild`], [`consumer`], [`reactions`]: history at start, live
-//!   events in batches, answers to commands.
+//!   events in batches, answers to commands; [`chain`]: a round's
+//!   decisions that build on each other, published as one message.
 //! - [`decide`]: an HTTP request's decision, published safely.
 //! - [`idempotency`]: `Idempotency-Key`: one outcome however often a
 //!   request is sent.
@@ -32,6 +33,7 @@
 
 pub mod applied;
 pub mod apply;
+pub mod chain;
 pub mod config;
 pub mod consumer;
 pub mod context;

@@ -7,22 +7,31 @@
 //! decides on the state the tables show (no transaction open: nothing waits
 //! on the bus inside one), all of them publish at once (the bus commits
 //! them together), and what was stored is applied, with the commands marked
-//! handled, in one transaction. A reaction that writes a key an earlier one
-//! of its round writes (two transfers out of one account) waits for the
-//! next round, and so does one that lost a race with another instance:
-//! they decide again on the state that now includes the winners.
+//! handled, in one transaction. Decisions of a round that build on each
+//! other (two transfers out of one account, the second deciding on the
+//! balance the first leaves) are chained and published as one message
+//! ([`crate::chain`]). One that decided on the tables although an earlier
+//! decision of its round writes a key it touches waits for the next round,
+//! and so does one that lost a race with another instance: they decide
+//! again on the state that now includes the winners.
+//!
+//! A chain's message that the bus finds partly stored already (an earlier
+//! run chained the same commands otherwise, then crashed before applying)
+//! is not resent: its commands are decided again, each alone, so the bus
+//! can say of each whether it was stored.
 //!
 //! A rejection reads balances it does not write. Before it is published,
 //! the bus confirms those reads were current (one `consistency` request for
-//! the round); a stale one is caught up and decided again, so that no
-//! rejection ever rests on an old balance or a missing account.
+//! the round), unless its chain's own pinned events show it; a stale one is
+//! caught up and decided again, so that no rejection ever rests on an old
+//! balance or a missing account.
 //!
 //! Events a reaction publishes get ids derived from the event that caused
 //! them. If the reaction runs again after a crash or a redelivery, the bus
 //! recognises them (`duplicate`, or `partial_duplicate` when the second
 //! decision came out differently) and nothing is published twice.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bus::protocol::EventRecord;
 use futures_util::future::join_all;
@@ -31,11 +40,10 @@ use tracing::Instrument;
 use crate::{
     applied::{self, Verdict},
     apply::{ApplyError, Batch},
+    chain::{Chain, Chains, Decided},
     context::Ctx,
-    origin::Origin,
-    publish::{Outcome, PublishError, publish},
-    service::{HandlerError, Reaction, Service},
-    spans::event_span,
+    publish::{Outcome, publish},
+    service::{HandlerError, Service},
     transient,
 };
 
@@ -50,8 +58,6 @@ const SPARE_ROUNDS: usize = 30;
 pub enum ReactError {
     #[error(transparent)]
     Handler(#[from] HandlerError),
-    #[error(transparent)]
-    Publish(#[from] PublishError),
     /// A step that settles several commands at once failed.
     #[error("{0}")]
     Failed(String),
@@ -63,12 +69,6 @@ impl ReactError {
     fn failed(error: impl std::fmt::Display) -> Self {
         Self::Failed(error.to_string())
     }
-}
-
-/// One command's decision in a round.
-struct Decided<'e> {
-    command: &'e EventRecord,
-    reaction: Reaction,
 }
 
 impl<S: Service> Ctx<S> {
@@ -116,6 +116,7 @@ impl<S: Service> Ctx<S> {
         let limit = group.len() + SPARE_ROUNDS;
         let mut rounds = 0;
         let mut lost_rounds = 0;
+        let mut alone = HashSet::new();
         while !pending.is_empty() {
             rounds += 1;
             if rounds > limit {
@@ -126,13 +127,17 @@ impl<S: Service> Ctx<S> {
                 );
                 break;
             }
-            let round = self.round(&pending).await;
+            let round = self.round(&pending, &alone).await;
             outcomes.extend(round.settled);
             if !round.lost.is_empty() {
                 lost_rounds += 1;
                 transient::pause(lost_rounds).await;
             }
-            pending = round.lost.into_iter().chain(round.deferred).collect();
+            alone.extend(round.alone.iter().map(|command| command.position));
+            pending = (round.lost.into_iter())
+                .chain(round.deferred)
+                .chain(round.alone)
+                .collect();
         }
         outcomes
     }
@@ -153,44 +158,55 @@ impl<S: Service> Ctx<S> {
             .collect())
     }
 
-    /// One round: decide, confirm the reads, publish, apply.
-    async fn round<'e>(&self, pending: &[&'e EventRecord]) -> Round<'e> {
+    /// One round: decide, confirm the reads, publish, apply. Commands in
+    /// `alone` are decided and published each on its own.
+    async fn round<'e>(&self, pending: &[&'e EventRecord], alone: &HashSet<i64>) -> Round<'e> {
         let mut round = Round::default();
-        let decided = self.decide_round(pending, &mut round).await;
-        let decided = self.confirm_reads(decided, &mut round).await;
+        let chains = self.decide_round(pending, alone, &mut round).await;
+        let chains = self.confirm_reads(chains, &mut round).await;
 
-        let (quiet, loud): (Vec<Decided>, Vec<Decided>) = decided
+        let (quiet, loud): (Vec<Chain>, Vec<Chain>) = chains
             .into_iter()
-            .partition(|d| d.reaction.emits.is_empty());
-        let published = join_all(loud.iter().map(|decided| {
-            let events = Origin::reaction(decided.command).events(&decided.reaction.emits);
-            async move { publish(self.publisher(), &events).await }
-                .instrument(event_span(decided.command))
+            .partition(|chain| chain.events().is_empty());
+        let published = join_all(loud.iter().map(|chain| {
+            let events = chain.events();
+            async move { publish(self.publisher(), &events).await }.instrument(chain.span())
         }))
         .await;
 
         // The winners first: what they stored is what the losers must see.
         let mut stored = Vec::new();
-        let mut handled: Vec<&EventRecord> = quiet.iter().map(|d| d.command).collect();
-        let mut read_back: Vec<(&EventRecord, Vec<String>)> = Vec::new();
+        let mut handled: Vec<&EventRecord> = quiet.iter().flat_map(Chain::commands).collect();
+        let mut read_back_keys: Vec<String> = Vec::new();
+        let mut read_back: Vec<&EventRecord> = Vec::new();
         let mut moved: BTreeMap<String, Option<i64>> = BTreeMap::new();
-        for (decided, outcome) in loud.iter().zip(published) {
+        for (chain, outcome) in loud.iter().zip(published) {
             match outcome {
                 Ok(Outcome::Stored(records)) => {
                     stored.extend(records);
-                    handled.push(decided.command);
+                    handled.extend(chain.commands());
                 }
                 Ok(Outcome::AlreadyStored(at)) => {
-                    read_back.push((decided.command, at.into_iter().map(|at| at.key).collect()))
+                    read_back_keys.extend(at.into_iter().map(|at| at.key));
+                    read_back.extend(chain.commands());
                 }
-                Ok(Outcome::PartlyStored(keys)) => read_back.push((decided.command, keys)),
+                Ok(Outcome::PartlyStored(keys)) if chain.len() == 1 => {
+                    read_back_keys.extend(keys);
+                    read_back.extend(chain.commands());
+                }
+                // An earlier run stored some of these decisions, in a chain
+                // made otherwise: each decides again alone, and the bus
+                // tells which were stored.
+                Ok(Outcome::PartlyStored(_)) => round.alone.extend(chain.commands()),
                 Ok(Outcome::Inconsistent(keys)) => {
                     moved.extend(keys);
-                    round.lost.push(decided.command);
+                    round.lost.extend(chain.commands());
                 }
-                Err(error) => round
-                    .settled
-                    .push((decided.command.position, Err(error.into()))),
+                Err(error) => {
+                    for command in chain.commands() {
+                        (round.settled).push((command.position, Err(ReactError::failed(&error))));
+                    }
+                }
             }
         }
         let applied = self
@@ -204,19 +220,17 @@ impl<S: Service> Ctx<S> {
 
         // Stored by an earlier run: read it from the bus, then mark handled.
         if !read_back.is_empty() {
-            let keys: Vec<String> = read_back.iter().flat_map(|(_, k)| k.clone()).collect();
-            let commands: Vec<&EventRecord> = read_back.iter().map(|(c, _)| *c).collect();
-            let result = match self.catch_up(&keys).await {
+            let result = match self.catch_up(&read_back_keys).await {
                 Ok(()) => {
                     self.apply_batch(Batch {
-                        commands: &commands,
+                        commands: &read_back,
                         ..Batch::default()
                     })
                     .await
                 }
                 Err(error) => Err(error),
             };
-            round.settle(&commands, result);
+            round.settle(&read_back, result);
         }
         // Another instance wrote these keys (those this one has applied
         // since need nothing): read them before deciding again. A key that
@@ -235,15 +249,16 @@ impl<S: Service> Ctx<S> {
         round
     }
 
-    /// Every pending reaction decides on the tables as they are; one that
-    /// reads or writes a key an earlier one of the round reads or writes
-    /// waits for the next round (a rejection of the round must not rest on
-    /// a balance an acceptance of the same round changes).
+    /// Every pending command is decided on the tables as they are, and the
+    /// decisions are gathered into chains (see [`crate::chain`]); one that
+    /// cannot join the decisions before it that share its keys waits for
+    /// the next round.
     async fn decide_round<'e>(
         &self,
         pending: &[&'e EventRecord],
+        alone: &HashSet<i64>,
         round: &mut Round<'e>,
-    ) -> Vec<Decided<'e>> {
+    ) -> Vec<Chain<'e>> {
         let mut db = match self.db().acquire().await {
             Ok(db) => db,
             Err(error) => {
@@ -260,73 +275,65 @@ impl<S: Service> Ctx<S> {
             .react_all(&mut db, pending)
             .instrument(tracing::info_span!("decide", commands = pending.len()))
             .await;
-        let mut decided = Vec::new();
-        let mut taken: HashSet<String> = HashSet::new();
+        let mut chains = Chains::default();
         for (command, reaction) in pending.iter().zip(reactions) {
-            let reaction = match reaction {
-                Ok(reaction) => reaction,
-                Err(error) => {
-                    round.settled.push((command.position, Err(error.into())));
-                    continue;
+            match reaction {
+                Ok(reaction) => {
+                    let decided = Decided { command, reaction };
+                    if let Err(back) = chains.add(decided, alone.contains(&command.position)) {
+                        round.deferred.push(back.command);
+                    }
                 }
-            };
-            let touched: Vec<&String> = reaction
-                .pinned_keys()
-                .chain(reaction.reads.iter().map(|read| &read.key))
-                .collect();
-            if touched.iter().any(|key| taken.contains(*key)) {
-                round.deferred.push(command);
-                continue;
+                Err(error) => round.settled.push((command.position, Err(error.into()))),
             }
-            taken.extend(touched.into_iter().cloned());
-            decided.push(Decided { command, reaction });
         }
-        decided
+        chains.into_chains().collect()
     }
 
-    /// Keeps the decisions whose unpinned reads the bus confirms current;
+    /// Keeps the chains whose reads of the tables the bus confirms current;
     /// the others catch those keys up and decide again next round.
     async fn confirm_reads<'e>(
         &self,
-        decided: Vec<Decided<'e>>,
+        chains: Vec<Chain<'e>>,
         round: &mut Round<'e>,
-    ) -> Vec<Decided<'e>> {
-        let keys: Vec<String> = decided
+    ) -> Vec<Chain<'e>> {
+        let keys: Vec<String> = chains
             .iter()
-            .flat_map(|d| d.reaction.unpinned_reads().map(|read| read.key.clone()))
-            .collect::<std::collections::BTreeSet<_>>()
+            .flat_map(|chain| chain.reads_to_confirm())
+            .map(|read| read.key.clone())
+            .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         if keys.is_empty() {
-            return decided;
+            return chains;
         }
         let current = match self.publisher().consistency(keys).await {
             Ok(current) => current,
             Err(error) => {
-                for d in decided {
+                for command in chains.iter().flat_map(Chain::commands) {
                     round
                         .settled
-                        .push((d.command.position, Err(ReactError::failed(&error))));
+                        .push((command.position, Err(ReactError::failed(&error))));
                 }
                 return Vec::new();
             }
         };
-        let mut confirmed = Vec::with_capacity(decided.len());
+        let mut confirmed = Vec::with_capacity(chains.len());
         let mut stale_keys = Vec::new();
         let mut stale_commands = Vec::new();
-        for d in decided {
-            let stale: Vec<String> = d
-                .reaction
-                .unpinned_reads()
+        for chain in chains {
+            let stale: Vec<String> = chain
+                .reads_to_confirm()
+                .into_iter()
                 .filter(|read| current.get(&read.key).copied().flatten() != read.version)
                 .map(|read| read.key.clone())
                 .collect();
             if stale.is_empty() {
-                confirmed.push(d);
+                confirmed.push(chain);
             } else {
                 metrics::counter!("superclient_stale_reads_total").increment(1);
                 stale_keys.extend(stale);
-                stale_commands.push(d.command);
+                stale_commands.extend(chain.commands());
             }
         }
         match self.catch_up(&stale_keys).await {
@@ -347,6 +354,8 @@ struct Round<'e> {
     /// Waits for a key an earlier reaction of the round wrote, or decided
     /// on a stale read.
     deferred: Vec<&'e EventRecord>,
+    /// To be decided again, each alone.
+    alone: Vec<&'e EventRecord>,
 }
 
 impl Round<'_> {

@@ -74,7 +74,10 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// Decides what each of `commands` leads to, as [`Service::react`]
     /// does, one outcome per command in order. The default decides them
     /// one by one; a service overrides it to read what they all need with
-    /// one query.
+    /// one query. An override may also decide each command on the state
+    /// the decisions before it leave (the balance after the transfer
+    /// before), saying so by the versions it reads: the framework then
+    /// publishes those decisions together, in one message.
     fn react_all(
         &self,
         db: &mut PgConnection,
@@ -183,10 +186,12 @@ impl Emit {
 }
 
 /// What a reaction decided: the events to publish (none: nothing to do),
-/// and the state it read that those events do not pin with an explicit
-/// value. A rejection reads balances without writing them: before it is
-/// published, the framework confirms with the bus that each of these
-/// reads was current, and decides again when one was not.
+/// and the keys it read, each at the version it saw. A read its own
+/// events pin with an explicit value needs no more; the others (a
+/// rejection reads balances without writing them) the framework confirms
+/// with the bus before publishing, and decides again when one was not
+/// current. The versions also say which decisions of a round build on
+/// each other (see [`crate::chain`]).
 #[derive(Debug, Clone, Default)]
 pub struct Reaction {
     pub emits: Vec<Emit>,
@@ -198,24 +203,4 @@ pub struct Reaction {
 pub struct Read {
     pub key: String,
     pub version: Option<i64>,
-}
-
-impl Reaction {
-    /// The reads no emitted event pins: those the bus must confirm.
-    pub(crate) fn unpinned_reads(&self) -> impl Iterator<Item = &Read> {
-        self.reads.iter().filter(|read| {
-            !self
-                .emits
-                .iter()
-                .any(|emit| emit.key == read.key && matches!(emit.expect, Expect::Value(_)))
-        })
-    }
-
-    /// The keys its events claim explicit values of.
-    pub(crate) fn pinned_keys(&self) -> impl Iterator<Item = &String> {
-        self.emits
-            .iter()
-            .filter(|emit| matches!(emit.expect, Expect::Value(_)))
-            .map(|emit| &emit.key)
-    }
 }

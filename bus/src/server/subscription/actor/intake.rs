@@ -229,7 +229,11 @@ impl Actor {
                 types: &types,
                 limit: PAGE_SIZE as i64,
             };
-            let read = store::events::read_page(&pool, &page).await;
+            let read = async {
+                let mut db = pool.acquire().await?;
+                store::events::read_page(&mut db, &page).await
+            }
+            .await;
             let _ = sender.send(PageRead {
                 head_at_start,
                 read,
