@@ -17,7 +17,10 @@
 //! A decision that read a key at another version than the round's
 //! decisions so far leave it (it decided on the tables, not on them) waits
 //! for the next round. So does one that would join a chain that must go
-//! alone, or make a chain's message too long.
+//! alone, or make a chain's message too long. A decision that waits blocks
+//! every key it touches for the rest of the round: the service may have
+//! decided a later command on the state the waiting one would have left,
+//! and that state will not be published.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -108,38 +111,31 @@ struct KeyState {
     version: Option<i64>,
 }
 
+/// Where a decision goes: the versions it leaves its keys at, and the
+/// chains it joins.
+type Placement<'r> = (HashMap<&'r str, Option<i64>>, BTreeSet<usize>);
+
 /// A round's decisions, gathered into chains.
 #[derive(Default)]
 pub(crate) struct Chains<'e> {
     chains: Vec<Chain<'e>>,
     keys: HashMap<String, KeyState>,
+    /// Keys a decision given back touches: no later one of the round may.
+    blocked: HashSet<String>,
 }
 
 impl<'e> Chains<'e> {
     /// Adds `decided` to the round, chained after the decisions whose keys
     /// it shares; gives it back if it did not decide on the state they
-    /// leave, or cannot join them (to decide again next round). An `alone`
-    /// decision shares no key with another.
+    /// leave, cannot join them, or touches a key a decision given back
+    /// touches (to decide again next round). An `alone` decision shares no
+    /// key with another.
     pub fn add(&mut self, decided: Decided<'e>, alone: bool) -> Result<(), Decided<'e>> {
-        let Some(after) = self.versions_after(&decided.reaction) else {
+        let Some((after, joined)) = self.place(&decided.reaction, alone) else {
+            let touched = touched_keys(&decided.reaction).map(str::to_owned);
+            self.blocked.extend(touched);
             return Err(decided);
         };
-        let joined: BTreeSet<usize> = after
-            .keys()
-            .filter_map(|key| self.keys.get(*key))
-            .map(|state| state.chain)
-            .collect();
-        let events = joined
-            .iter()
-            .map(|chain| self.chains[*chain].event_count())
-            .sum::<usize>()
-            + decided.reaction.emits.len();
-        if (alone && !joined.is_empty())
-            || joined.iter().any(|chain| self.chains[*chain].alone)
-            || (events > MAX_EVENTS && !joined.is_empty())
-        {
-            return Err(decided);
-        }
         let target = match joined.first() {
             Some(first) => *first,
             None => {
@@ -170,6 +166,29 @@ impl<'e> Chains<'e> {
         }
         self.chains[target].links.push(decided);
         Ok(())
+    }
+
+    /// Where `reaction` would go; `None` if it cannot go in this round.
+    fn place<'r>(&self, reaction: &'r Reaction, alone: bool) -> Option<Placement<'r>> {
+        if touched_keys(reaction).any(|key| self.blocked.contains(key)) {
+            return None;
+        }
+        let after = self.versions_after(reaction)?;
+        let joined: BTreeSet<usize> = after
+            .keys()
+            .filter_map(|key| self.keys.get(*key))
+            .map(|state| state.chain)
+            .collect();
+        let events = joined
+            .iter()
+            .map(|chain| self.chains[*chain].event_count())
+            .sum::<usize>()
+            + reaction.emits.len();
+        let fits = joined.is_empty()
+            || (!alone
+                && !joined.iter().any(|chain| self.chains[*chain].alone)
+                && events <= MAX_EVENTS);
+        fits.then_some((after, joined))
     }
 
     /// The versions `reaction` leaves the keys it touches at, if it read
@@ -210,6 +229,15 @@ impl<'e> Chains<'e> {
             .into_iter()
             .filter(|chain| !chain.links.is_empty())
     }
+}
+
+/// The keys `reaction` reads or pins.
+fn touched_keys(reaction: &Reaction) -> impl Iterator<Item = &str> {
+    let read = reaction.reads.iter().map(|read| read.key.as_str());
+    let pinned = (reaction.emits.iter())
+        .filter(|emit| matches!(emit.expect, Expect::Value(_)))
+        .map(|emit| emit.key.as_str());
+    read.chain(pinned)
 }
 
 #[cfg(test)]
@@ -401,6 +429,32 @@ mod tests {
             (&e, accepted(5, 10), true),
         ]);
         assert_eq!(deferred, [5]);
+    }
+
+    /// A decision given back may have changed the state the service
+    /// decided later commands on: those wait too, even on keys no chain
+    /// of the round holds yet.
+    #[test]
+    fn nothing_after_a_decision_given_back_builds_on_it() {
+        let (p, d, e) = (command(1), command(2), command(3));
+        let transfer = |from: &str, from_version: i64, to: &str, to_version: i64| Reaction {
+            emits: vec![
+                emit(from, Expect::Value(from_version + 1)),
+                emit(to, Expect::Value(to_version + 1)),
+            ],
+            reads: vec![read(from, Some(from_version)), read(to, Some(to_version))],
+        };
+        let (chains, deferred) = gather(vec![
+            (&p, transfer("acc-9", 0, "acc-5", 0), false),
+            // Alone, so it cannot join acc-9's chain; the service credited
+            // acc-1 with it all the same.
+            (&d, transfer("acc-9", 1, "acc-1", 4), true),
+            // Decided on acc-1 as that credit leaves it.
+            (&e, transfer("acc-1", 5, "acc-3", 0), false),
+        ]);
+        assert_eq!(deferred, [2, 3]);
+        assert_eq!(chains.len(), 1);
+        assert_eq!(positions(&chains[0]), [1]);
     }
 
     #[test]
