@@ -59,6 +59,11 @@ impl<'e> Chain<'e> {
         self.links.len()
     }
 
+    /// Nothing to publish: every decision of it decided to emit nothing.
+    pub fn is_quiet(&self) -> bool {
+        self.event_count() == 0
+    }
+
     fn event_count(&self) -> usize {
         self.links
             .iter()

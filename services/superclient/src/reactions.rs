@@ -165,9 +165,7 @@ impl<S: Service> Ctx<S> {
         let chains = self.decide_round(pending, alone, &mut round).await;
         let chains = self.confirm_reads(chains, &mut round).await;
 
-        let (quiet, loud): (Vec<Chain>, Vec<Chain>) = chains
-            .into_iter()
-            .partition(|chain| chain.events().is_empty());
+        let (quiet, loud): (Vec<Chain>, Vec<Chain>) = chains.into_iter().partition(Chain::is_quiet);
         let published = join_all(loud.iter().map(|chain| {
             let events = chain.events();
             async move { publish(self.publisher(), &events).await }.instrument(chain.span())
