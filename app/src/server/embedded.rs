@@ -182,12 +182,13 @@ fn spawn<S: Service>(
 ) {
     let (ready, address) = oneshot::channel();
     let shutdown = shutdown.clone();
+    let name = service.name();
     let task = tokio::spawn(async move {
         superclient::run(service, settings, None, shutdown, move |at| {
             let _ = ready.send(at);
         })
         .await
-        .with_context(|| format!("the {} service", S::NAME))
+        .with_context(|| format!("the {name} service"))
     });
     (task, address)
 }

@@ -140,6 +140,11 @@ impl Bank {
         Process::service(service, &self.db.url, &self.bus, &self.trust)
     }
 
+    /// A new instance of a service with settings of the test's own.
+    pub fn another_with(&self, service: Service, settings: &[(&str, &str)]) -> Process {
+        Process::service_with(service, &self.db.url, &self.bus, &self.trust, settings)
+    }
+
     /// A client of the bus with the token of the program `name` (one of
     /// the default scopes), or the development token for `None`.
     pub fn bus_config(&self, name: Option<&str>) -> ClientConfig {

@@ -20,6 +20,8 @@ pub enum Service {
     Accounts,
     Transactions,
     Reporting,
+    /// `services/nectar/nectar.lua` on the scripted host.
+    Nectar,
 }
 
 impl Service {
@@ -29,8 +31,22 @@ impl Service {
             Self::Accounts => "accounts",
             Self::Transactions => "transactions",
             Self::Reporting => "reporting",
+            Self::Nectar => "nectar",
         }
     }
+
+    /// The binary that runs it.
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Nectar => "scripted",
+            other => other.name(),
+        }
+    }
+}
+
+/// The Nectar loyalty script.
+pub fn nectar_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../nectar/nectar.lua")
 }
 
 /// A running binary, on a port of its own.
@@ -58,7 +74,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = directory.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it first: `cargo build [--release] -p bus -p users -p accounts -p transactions -p reporting` (and `-p app --features ssr --bin ledgerline` for the web server)",
+        "{} is missing: build it first: `cargo build [--release] -p bus -p users -p accounts -p transactions -p reporting -p scripted` (and `-p app --features ssr --bin ledgerline` for the web server)",
         path.display()
     );
     path
@@ -88,6 +104,18 @@ impl Process {
     }
 
     pub fn service(service: Service, database_url: &str, bus: &Process, trust: &Trust) -> Self {
+        Self::service_with(service, database_url, bus, trust, &[])
+    }
+
+    /// A service with settings of the test's own (`SCRIPT` for another
+    /// script on the scripted host, say).
+    pub fn service_with(
+        service: Service,
+        database_url: &str,
+        bus: &Process,
+        trust: &Trust,
+        settings: &[(&str, &str)],
+    ) -> Self {
         let mut env: Vec<(String, String)> = vec![
             ("DATABASE_URL".into(), database_url.into()),
             ("BUS_URL".into(), bus.bus_url()),
@@ -115,7 +143,15 @@ impl Process {
                 ("STAFF_PASSWORD".into(), STAFF.1.into()),
             ]);
         }
-        let mut process = Self::spawn(binary(service.name()), env);
+        if service == Service::Nectar {
+            env.push(("SCRIPT".into(), path(nectar_script())));
+        }
+        env.extend(
+            settings
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        );
+        let mut process = Self::spawn(binary(service.program()), env);
         process.service = Some(service);
         process
     }

@@ -35,9 +35,15 @@ async fn tally(db: &mut PgConnection, event: &EventRecord) -> Result<(), Handler
 }
 
 impl Service for Apples {
-    const NAME: &'static str = "tally";
-    const DEFAULT_PORT: u16 = 0;
-    const APPLIES: &'static [&'static str] = &["Apple"];
+    fn name(&self) -> &'static str {
+        "tally"
+    }
+    fn default_port(&self) -> u16 {
+        0
+    }
+    fn applies(&self) -> &'static [&'static str] {
+        &["Apple"]
+    }
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }
@@ -50,9 +56,15 @@ impl Service for Apples {
 }
 
 impl Service for ApplesAndBananas {
-    const NAME: &'static str = "tally";
-    const DEFAULT_PORT: u16 = 0;
-    const APPLIES: &'static [&'static str] = &["Apple", "Banana"];
+    fn name(&self) -> &'static str {
+        "tally"
+    }
+    fn default_port(&self) -> u16 {
+        0
+    }
+    fn applies(&self) -> &'static [&'static str] {
+        &["Apple", "Banana"]
+    }
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }

@@ -57,15 +57,22 @@ pub struct Accounts;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 impl Service for Accounts {
-    const NAME: &'static str = "accounts";
-    const DEFAULT_PORT: u16 = 8083;
-    const APPLIES: &'static [&'static str] = &[
-        AccountCreated::TYPE,
-        ConfirmedCredit::TYPE,
-        ConfirmedDebit::TYPE,
-    ];
-    const REACTS_TO: &'static [&'static str] =
-        &[AccountCreationRequest::TYPE, PendingTransaction::TYPE];
+    fn name(&self) -> &'static str {
+        "accounts"
+    }
+    fn default_port(&self) -> u16 {
+        8083
+    }
+    fn applies(&self) -> &'static [&'static str] {
+        &[
+            AccountCreated::TYPE,
+            ConfirmedCredit::TYPE,
+            ConfirmedDebit::TYPE,
+        ]
+    }
+    fn reacts_to(&self) -> &'static [&'static str] {
+        &[AccountCreationRequest::TYPE, PendingTransaction::TYPE]
+    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

@@ -4,10 +4,13 @@
 //! - [`money`]: [`Amount`] (a positive sum with two decimals) and the
 //!   formatting of balances.
 //! - [`payloads`]: one struct per event type, with its consistency key.
+//! - [`loyalty`]: the Nectar script's events.
 
+pub mod loyalty;
 pub mod money;
 pub mod payloads;
 
+pub use loyalty::*;
 pub use money::{Amount, AmountError, format_money};
 pub use payloads::*;
 

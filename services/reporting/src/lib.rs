@@ -92,9 +92,15 @@ pub struct Reporting;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 impl Service for Reporting {
-    const NAME: &'static str = "reporting";
-    const DEFAULT_PORT: u16 = 8085;
-    const APPLIES: &'static [&'static str] = EVENT_TYPES;
+    fn name(&self) -> &'static str {
+        "reporting"
+    }
+    fn default_port(&self) -> u16 {
+        8085
+    }
+    fn applies(&self) -> &'static [&'static str] {
+        EVENT_TYPES
+    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

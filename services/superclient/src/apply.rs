@@ -207,9 +207,11 @@ impl<S: Service> Ctx<S> {
 
     /// The events of types this service applies.
     fn applied<'e>(&self, events: &'e [EventRecord]) -> impl Iterator<Item = &'e EventRecord> {
-        events
-            .iter()
-            .filter(|event| S::APPLIES.contains(&event.event_type.as_str()))
+        events.iter().filter(|event| {
+            self.service()
+                .applies()
+                .contains(&event.event_type.as_str())
+        })
     }
 
     /// One transaction: lock, apply what is next, claim, commit. Run again
@@ -328,7 +330,7 @@ impl<S: Service> Ctx<S> {
     /// applied yet, and applies them. No transaction is open while the bus
     /// answers.
     pub(crate) async fn catch_up(&self, keys: &[String]) -> Result<(), ApplyError> {
-        if S::APPLIES.is_empty() || keys.is_empty() {
+        if self.service().applies().is_empty() || keys.is_empty() {
             return Ok(());
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -377,9 +379,11 @@ impl<S: Service> Ctx<S> {
         limit: Option<i64>,
     ) -> Result<Vec<EventRecord>, ClientError> {
         let mut answer = self.publisher().query(QuerySpec {
-            event_types: S::APPLIES
+            event_types: self
+                .service()
+                .applies()
                 .iter()
-                .chain(S::REACTS_TO)
+                .chain(self.service().reacts_to())
                 .map(|t| (*t).to_owned())
                 .collect(),
             start: QueryFrom::AfterPosition(after_position),
@@ -401,7 +405,7 @@ impl<S: Service> Ctx<S> {
     /// those this service is behind on. Errs with the key when one cannot
     /// be (an event of it fails to apply: it is parked, and its key held).
     pub(crate) async fn sync(&self, keys: &[String]) -> Result<(), ApplyError> {
-        if keys.is_empty() || S::APPLIES.is_empty() {
+        if keys.is_empty() || self.service().applies().is_empty() {
             return Ok(());
         }
         let current = self.publisher().consistency(keys.to_vec()).await?;

@@ -63,9 +63,12 @@ async fn handle_batch<S: Service>(ctx: &Ctx<S>, consumer: &BusClient, batch: &[D
     for delivered in skipped {
         step_over(ctx, consumer, &delivered.event).await;
     }
-    let (commands, facts): (Vec<&DeliveredEvent>, Vec<&DeliveredEvent>) = batch
-        .into_iter()
-        .partition(|delivered| S::REACTS_TO.contains(&delivered.event.event_type.as_str()));
+    let (commands, facts): (Vec<&DeliveredEvent>, Vec<&DeliveredEvent>) =
+        batch.into_iter().partition(|delivered| {
+            ctx.service()
+                .reacts_to()
+                .contains(&delivered.event.event_type.as_str())
+        });
     if !facts.is_empty() {
         let events: Vec<EventRecord> = facts.iter().map(|d| d.event.clone()).collect();
         match apply_live(ctx, &events).await {
@@ -123,7 +126,10 @@ async fn step_over<S: Service>(ctx: &Ctx<S>, consumer: &BusClient, event: &Event
         applied::record_skipped(&mut db, &[event]).await?;
         drop(db);
         let as_command = [event];
-        let command = S::REACTS_TO.contains(&event.event_type.as_str());
+        let command = ctx
+            .service()
+            .reacts_to()
+            .contains(&event.event_type.as_str());
         ctx.apply_gap_free(Batch {
             events: std::slice::from_ref(event),
             commands: if command { &as_command } else { &[] },

@@ -49,6 +49,12 @@ impl Origin {
         }
     }
 
+    /// An id for what the decision creates (a redemption, say): the same
+    /// on every try of the request, as its events' ids are.
+    pub fn subject_id(&self) -> Uuid {
+        Uuid::new_v5(&self.seed, b"subject")
+    }
+
     /// The id of the decision's event number `index`.
     pub fn event_id(&self, index: usize) -> Uuid {
         Uuid::new_v5(&self.seed, format!("event-{index}").as_bytes())

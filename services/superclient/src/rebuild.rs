@@ -49,7 +49,7 @@ pub enum RebuildError {
 
 pub async fn rebuild<S: Service>(ctx: &Ctx<S>) -> Result<Rebuilt, RebuildError> {
     let after = applied::rebuilt_through(&mut *ctx.db().acquire().await?).await?;
-    if S::APPLIES.is_empty() {
+    if ctx.service().applies().is_empty() {
         return Ok(Rebuilt {
             events: 0,
             through: after,
@@ -57,7 +57,12 @@ pub async fn rebuild<S: Service>(ctx: &Ctx<S>) -> Result<Rebuilt, RebuildError> 
         });
     }
     let mut answer = ctx.publisher().query(QuerySpec {
-        event_types: S::APPLIES.iter().map(|t| (*t).to_owned()).collect(),
+        event_types: ctx
+            .service()
+            .applies()
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect(),
         start: QueryFrom::AfterPosition(after),
         key: None,
         limit: None,

@@ -43,6 +43,7 @@ pub async fn main<S: Service>(service: S, settings: Settings) -> anyhow::Result<
         .install_recorder()
         .context("could not install the metrics recorder")?;
     let shutdown = CancellationToken::new();
+    let name = service.name();
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -52,7 +53,7 @@ pub async fn main<S: Service>(service: S, settings: Settings) -> anyhow::Result<
         }
     });
     run(service, settings, Some(metrics), shutdown, |address| {
-        println!("{} listening on {address}", S::NAME);
+        println!("{name} listening on {address}");
     })
     .await
 }
@@ -67,8 +68,9 @@ pub async fn run<S: Service>(
     shutdown: CancellationToken,
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    let name = service.name();
     anyhow::ensure!(
-        S::NAME.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+        name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
         "a service's name is its schema's: lowercase letters and _ only"
     );
     let db = prepare_database(&service, &settings.database_url).await?;
@@ -93,14 +95,20 @@ pub async fn run<S: Service>(
     // a subscription owes events from its first registration on, and the
     // second rebuild covers everything up to the head at registration.
     let first = rebuild::rebuild(&ctx).await.context("rebuild")?;
-    let mut types: Vec<&str> = S::APPLIES.iter().chain(S::REACTS_TO).copied().collect();
+    let mut types: Vec<&str> = ctx
+        .service()
+        .applies()
+        .iter()
+        .chain(ctx.service().reacts_to())
+        .copied()
+        .collect();
     types.sort_unstable();
     types.dedup();
     // Skip markers: an event staff skip comes once more, marked, so that
     // the service steps over it knowingly instead of stopping at the gap.
     let (consumer, events) = BusClient::connect(bus_config(
         ClientConfig::new(&settings.bus_url)
-            .register(S::NAME, &types, Mode::Consume)
+            .register(name, &types, Mode::Consume)
             .skip_markers(),
     ))
     .await
@@ -118,12 +126,12 @@ pub async fn run<S: Service>(
     let listen = settings
         .listen
         .clone()
-        .unwrap_or_else(|| format!("127.0.0.1:{}", S::DEFAULT_PORT));
+        .unwrap_or_else(|| format!("127.0.0.1:{}", ctx.service().default_port()));
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("could not listen on {listen}"))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, service = S::NAME, "serving");
+    tracing::info!(%address, service = name, "serving");
     ready(address);
 
     let live = tokio::spawn(consumer::run(
@@ -133,7 +141,7 @@ pub async fn run<S: Service>(
         settings.max_batch,
         shutdown.clone(),
     ));
-    let expiry = tokio::spawn(expire_requests::<S>(ctx.db().clone(), shutdown.clone()));
+    let expiry = tokio::spawn(expire_requests(ctx.db().clone(), name, shutdown.clone()));
     // Nagle off: answers leave as soon as they are written.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
@@ -153,14 +161,14 @@ pub async fn run<S: Service>(
 }
 
 /// Forgets answered requests past their keeping time, now and then.
-async fn expire_requests<S: Service>(db: PgPool, shutdown: CancellationToken) {
+async fn expire_requests(db: PgPool, name: &'static str, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match idempotency::expire(&db, S::NAME).await {
+        match idempotency::expire(&db, name).await {
             Ok(0) => {}
             Ok(removed) => {
                 tracing::info!(removed, "forgot answered requests past their keeping time")
@@ -173,6 +181,7 @@ async fn expire_requests<S: Service>(db: PgPool, shutdown: CancellationToken) {
 /// Creates the schema, runs the service's migrations in it, and returns a
 /// pool whose connections use it.
 async fn prepare_database<S: Service>(service: &S, url: &str) -> anyhow::Result<PgPool> {
+    let name = service.name();
     let options =
         PgConnectOptions::from_str(url).context("DATABASE_URL is not a PostgreSQL URL")?;
     let mut setup = PgConnection::connect_with(&options)
@@ -180,12 +189,12 @@ async fn prepare_database<S: Service>(service: &S, url: &str) -> anyhow::Result<
         .context("could not connect to the database")?;
     // Instances starting together take turns.
     sqlx::query("SELECT pg_advisory_lock(hashtext('superclient:' || $1))")
-        .bind(S::NAME)
+        .bind(name)
         .execute(&mut setup)
         .await?;
     let prepared = prepare_schema(service, &mut setup).await;
     sqlx::query("SELECT pg_advisory_unlock(hashtext('superclient:' || $1))")
-        .bind(S::NAME)
+        .bind(name)
         .execute(&mut setup)
         .await?;
     prepared?;
@@ -197,18 +206,16 @@ async fn prepare_database<S: Service>(service: &S, url: &str) -> anyhow::Result<
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire(false)
-        .connect_with(options.options([("search_path", S::NAME)]))
+        .connect_with(options.options([("search_path", name)]))
         .await?)
 }
 
 async fn prepare_schema<S: Service>(service: &S, db: &mut PgConnection) -> anyhow::Result<()> {
-    let use_schema = format!(
-        "CREATE SCHEMA IF NOT EXISTS {name}; SET search_path TO {name}",
-        name = S::NAME
-    );
+    let name = service.name();
+    let use_schema = format!("CREATE SCHEMA IF NOT EXISTS {name}; SET search_path TO {name}");
     (&mut *db).execute(use_schema.as_str()).await?;
     applied::ensure_tables(db).await?;
-    let mut types: Vec<&str> = S::APPLIES.to_vec();
+    let mut types: Vec<&str> = service.applies().to_vec();
     types.sort_unstable();
     let recorded = applied::applied_types(db).await?;
     if !recorded.is_empty() && recorded != types {
@@ -216,7 +223,7 @@ async fn prepare_schema<S: Service>(service: &S, db: &mut PgConnection) -> anyho
         // rebuilt from it, so that a type added gets its history.
         tracing::warn!(?recorded, now = ?types, "the service applies other event types now; rebuilding its tables from the log");
         (&mut *db)
-            .execute(format!("DROP SCHEMA {} CASCADE", S::NAME).as_str())
+            .execute(format!("DROP SCHEMA {name} CASCADE").as_str())
             .await?;
         (&mut *db).execute(use_schema.as_str()).await?;
         applied::ensure_tables(db).await?;
@@ -228,7 +235,7 @@ async fn prepare_schema<S: Service>(service: &S, db: &mut PgConnection) -> anyho
         .run_direct(&mut *db)
         .await
         .context("could not migrate the service's schema")?;
-    idempotency::ensure_table(db, S::NAME).await?;
+    idempotency::ensure_table(db, name).await?;
     applied::record_applied_types(db, &types).await?;
     Ok(())
 }
@@ -241,9 +248,15 @@ mod tests {
     struct Quiet;
 
     impl Service for Quiet {
-        const NAME: &'static str = "quiet";
-        const DEFAULT_PORT: u16 = 0;
-        const APPLIES: &'static [&'static str] = &[];
+        fn name(&self) -> &'static str {
+            "quiet"
+        }
+        fn default_port(&self) -> u16 {
+            0
+        }
+        fn applies(&self) -> &'static [&'static str] {
+            &[]
+        }
         fn migrator(&self) -> &'static sqlx::migrate::Migrator {
             unreachable!("never run")
         }

@@ -14,18 +14,22 @@ use crate::context::Ctx;
 /// tables, [`Service::apply`]) or *reacted to* (a command that it answers by
 /// publishing new events, [`Service::react`]); never both.
 ///
-/// Changing [`Service::APPLIES`] rebuilds the service's tables from the
+/// Changing [`Service::applies`] rebuilds the service's tables from the
 /// log at the next start (so a type added later gets its history); stop
 /// the instances of the old version first.
 pub trait Service: Send + Sync + Sized + 'static {
     /// The client type on the bus, and the name of the Postgres schema.
-    const NAME: &'static str;
+    /// Methods rather than constants: a scripted service learns them from
+    /// its script when it starts.
+    fn name(&self) -> &'static str;
     /// The port its HTTP API listens on unless told otherwise.
-    const DEFAULT_PORT: u16;
+    fn default_port(&self) -> u16;
     /// The event types applied to the service's tables.
-    const APPLIES: &'static [&'static str];
+    fn applies(&self) -> &'static [&'static str];
     /// The event types the service reacts to by deciding and publishing.
-    const REACTS_TO: &'static [&'static str] = &[];
+    fn reacts_to(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// The service's own migrations; they run with the service's schema as
     /// the search path, so they create unqualified tables there.

@@ -50,14 +50,20 @@ pub struct Transactions {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 impl Service for Transactions {
-    const NAME: &'static str = "transactions";
-    const DEFAULT_PORT: u16 = 8084;
-    const APPLIES: &'static [&'static str] = &[
-        AccountCreated::TYPE,
-        PendingTransaction::TYPE,
-        AcceptedTransaction::TYPE,
-        RejectedTransaction::TYPE,
-    ];
+    fn name(&self) -> &'static str {
+        "transactions"
+    }
+    fn default_port(&self) -> u16 {
+        8084
+    }
+    fn applies(&self) -> &'static [&'static str] {
+        &[
+            AccountCreated::TYPE,
+            PendingTransaction::TYPE,
+            AcceptedTransaction::TYPE,
+            RejectedTransaction::TYPE,
+        ]
+    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

@@ -1,5 +1,6 @@
 //! The default scope table: what each of Ledgerline's programs may do on
-//! the bus. Only the accounts service publishes money events; only the
+//! the bus. Only the accounts service moves money; the one exception is
+//! Nectar's cashback credit (see [`NECTAR`]). Only the
 //! users service reads `UserCreated` (it carries password hashes); the web
 //! server only observes money and account events; the reporting service
 //! and staff tooling read everything but secrets, and only staff tooling
@@ -8,7 +9,7 @@
 use bus::credentials::{ClientEntry, token_digest};
 use events::{
     AcceptedTransaction, AccountCreated, AccountCreationRequest, ConfirmedCredit, ConfirmedDebit,
-    DomainEvent, PendingTransaction, RejectedTransaction, UserCreated,
+    DomainEvent, NectarCredit, NectarDebit, PendingTransaction, RejectedTransaction, UserCreated,
 };
 
 /// One program's rights on the bus.
@@ -81,6 +82,30 @@ pub const TRANSACTIONS: ClientScope = ClientScope {
     staff: false,
 };
 
+/// The Nectar loyalty script (`services/nectar/nectar.lua`): it reacts to
+/// transfers' debits, keeps points, and pays them out as cashback.
+///
+/// A redemption publishes its `NectarDebit` (pinned to the points it was
+/// decided on) and the `ConfirmedCredit` of the cash in one atomic
+/// message, so Nectar may publish that one money event. Asking the
+/// accounts service to pay instead would trust Nectar no less (accounts
+/// cannot know whether the points exist, so it would pay whatever Nectar
+/// debited) and would split one change into two, with a moment where the
+/// points are gone and the cash not yet there. Nectar may not publish
+/// `ConfirmedDebit`: it can add to an account, never take from one.
+pub const NECTAR: ClientScope = ClientScope {
+    name: "nectar",
+    client_types: &["nectar"],
+    publish: &[NectarCredit::TYPE, NectarDebit::TYPE, ConfirmedCredit::TYPE],
+    read: &[
+        AccountCreated::TYPE,
+        ConfirmedDebit::TYPE,
+        NectarCredit::TYPE,
+        NectarDebit::TYPE,
+    ],
+    staff: false,
+};
+
 /// Every banking event but the secret-bearing `UserCreated`.
 const BANKING: &[&str] = events::BANKING_TYPES;
 
@@ -119,7 +144,7 @@ pub const STAFF: ClientScope = ClientScope {
     staff: true,
 };
 
-pub const DEFAULT: &[ClientScope] = &[USERS, ACCOUNTS, TRANSACTIONS, WEB, REPORTING, STAFF];
+pub const DEFAULT: &[ClientScope] = &[USERS, ACCOUNTS, TRANSACTIONS, NECTAR, WEB, REPORTING, STAFF];
 
 /// The scope of the program `name`, if the table has it.
 pub fn scope(name: &str) -> Option<&'static ClientScope> {
@@ -131,13 +156,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_accounts_publishes_money_and_only_users_reads_secrets() {
+    fn only_accounts_moves_money_but_for_cashback_and_only_users_reads_secrets() {
         for scope in DEFAULT {
-            let money = [ConfirmedCredit::TYPE, ConfirmedDebit::TYPE];
             if scope.name != "accounts" {
                 assert!(
-                    !scope.publish.iter().any(|t| money.contains(t)),
-                    "{} may publish money",
+                    !scope.publish.contains(&ConfirmedDebit::TYPE),
+                    "{} may take money",
+                    scope.name
+                );
+            }
+            if !["accounts", "nectar"].contains(&scope.name) {
+                assert!(
+                    !scope.publish.contains(&ConfirmedCredit::TYPE),
+                    "{} may pay money",
                     scope.name
                 );
             }

@@ -76,13 +76,19 @@ impl Users {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 impl Service for Users {
-    const NAME: &'static str = "users";
-    const DEFAULT_PORT: u16 = 8082;
-    const APPLIES: &'static [&'static str] = &[
-        UserCreated::TYPE,
-        AccountCreationRequest::TYPE,
-        AccountCreated::TYPE,
-    ];
+    fn name(&self) -> &'static str {
+        "users"
+    }
+    fn default_port(&self) -> u16 {
+        8082
+    }
+    fn applies(&self) -> &'static [&'static str] {
+        &[
+            UserCreated::TYPE,
+            AccountCreationRequest::TYPE,
+            AccountCreated::TYPE,
+        ]
+    }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR

@@ -96,7 +96,7 @@ async fn movement(
                              "amount": amount, "note": wanted.note});
     let mut request = match Idempotency::begin(
         ctx.db(),
-        Accounts::NAME,
+        ctx.service().name(),
         &acting.scope(),
         &key,
         &fingerprint,

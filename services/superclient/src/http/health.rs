@@ -15,7 +15,7 @@ pub(crate) async fn health<S: Service>(State(ctx): State<Ctx<S>>) -> impl IntoRe
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "service": S::NAME,
+        "service": ctx.service().name(),
         "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
         "database": if database { "ok" } else { "unreachable" },
         "rebuild": if ready { "done" } else { "running" },

@@ -60,7 +60,7 @@ pub async fn create(
         "to_account_id": asked.to_account_id, "amount": asked.amount, "reference": asked.reference});
     let mut request = match Idempotency::begin(
         ctx.db(),
-        Transactions::NAME,
+        ctx.service().name(),
         &acting.scope(),
         &key,
         &fingerprint,

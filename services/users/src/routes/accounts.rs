@@ -75,12 +75,18 @@ pub async fn request(
         return Err(ActingUser::staff_may_not_act());
     }
     let fingerprint = json!({"route": "request-account", "username": username});
-    let mut request =
-        match Idempotency::begin(ctx.db(), Users::NAME, &acting.scope(), &key, &fingerprint).await?
-        {
-            Begin::Repeat(status, body) => return Ok((status, body)),
-            Begin::Proceed(request) => request,
-        };
+    let mut request = match Idempotency::begin(
+        ctx.db(),
+        ctx.service().name(),
+        &acting.scope(),
+        &key,
+        &fingerprint,
+    )
+    .await?
+    {
+        Begin::Repeat(status, body) => return Ok((status, body)),
+        Begin::Proceed(request) => request,
+    };
     let outcome = request_now(&ctx, &mut request, correlation, username).await;
     request.finish(outcome).await
 }

@@ -39,7 +39,8 @@ pub async fn sign_up(
         json!({"route": "sign-up", "username": form.username, "display_name": display_name});
     let scope = format!("signup:{}", form.username);
     let mut request =
-        match Idempotency::begin(ctx.db(), Users::NAME, &scope, &key, &fingerprint).await? {
+        match Idempotency::begin(ctx.db(), ctx.service().name(), &scope, &key, &fingerprint).await?
+        {
             Begin::Repeat(status, body) => {
                 return repeat_of_sign_up(&ctx, &form.username, form.password, status, body).await;
             }
