@@ -137,7 +137,7 @@ bus:route("POST", "/accounts/{id}/redemptions", function(req)
     return http.error(http.FORBIDDEN, "forbidden",
       "bank staff may look at customers' accounts but not act for them")
   end
-  local wanted = req.body and req.body.points
+  local wanted = type(req.body) == "table" and req.body.points
   if math.type(wanted) ~= "integer" or wanted < 1 or wanted > MAX_REDEMPTION then
     return http.error(http.BAD_REQUEST, "invalid_input",
       "points is a whole number from 1 to " .. MAX_REDEMPTION)

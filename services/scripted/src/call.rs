@@ -44,6 +44,9 @@ pub(crate) struct Call {
     pub reads: Vec<Read>,
     /// A key the call asked for that must be brought up to date first.
     pub needs_sync: Option<String>,
+    /// The database failed under the call: it fails, whatever the script
+    /// made of the error (a `pcall` must not turn an outage into `nil`).
+    pub host_failure: Option<String>,
 }
 
 impl Call {
@@ -55,6 +58,7 @@ impl Call {
             emits: Vec::new(),
             reads: Vec::new(),
             needs_sync: None,
+            host_failure: None,
         }
     }
 }

@@ -43,12 +43,38 @@ fn is_marked_array(table: &Table) -> bool {
     })
 }
 
+/// Most bytes one value may take as JSON. The copy is made outside Lua's
+/// memory limit, and a table may hold one big string many times over.
+const MAX_BYTES: usize = 8 << 20;
+
 pub(crate) fn to_json(value: &LuaValue) -> mlua::Result<Value> {
-    to_json_at(value, "value", 0)
+    let mut budget = MAX_BYTES;
+    to_json_at(value, "value", 0, &mut budget)
 }
 
-fn to_json_at(value: &LuaValue, path: &str, depth: usize) -> mlua::Result<Value> {
+/// Takes `bytes` from what the value may still take.
+fn spend(budget: &mut usize, bytes: usize) -> mlua::Result<()> {
+    *budget = budget.checked_sub(bytes + 8).ok_or_else(|| {
+        mlua::Error::runtime(format!(
+            "the value is larger than {} MiB as JSON",
+            MAX_BYTES >> 20
+        ))
+    })?;
+    Ok(())
+}
+
+fn to_json_at(
+    value: &LuaValue,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> mlua::Result<Value> {
     let refuse = |why: String| Err(mlua::Error::runtime(format!("{path}: {why}")));
+    let size = match value {
+        LuaValue::String(text) => text.as_bytes().len(),
+        _ => 0,
+    };
+    spend(budget, size)?;
     match value {
         LuaValue::Nil => Ok(Value::Null),
         LuaValue::LightUserData(pointer) if pointer.0.is_null() => Ok(Value::Null),
@@ -62,12 +88,17 @@ fn to_json_at(value: &LuaValue, path: &str, depth: usize) -> mlua::Result<Value>
             Some(decimal) => Ok(Value::String(decimal.to_string())),
             None => refuse("this value cannot be written as JSON".to_owned()),
         },
-        LuaValue::Table(table) => table_to_json(table, path, depth),
+        LuaValue::Table(table) => table_to_json(table, path, depth, budget),
         other => refuse(format!("a {} cannot be written as JSON", other.type_name())),
     }
 }
 
-fn table_to_json(table: &Table, path: &str, depth: usize) -> mlua::Result<Value> {
+fn table_to_json(
+    table: &Table,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> mlua::Result<Value> {
     if depth >= MAX_DEPTH {
         return Err(mlua::Error::runtime(format!(
             "{path}: nested more than {MAX_DEPTH} deep"
@@ -76,16 +107,24 @@ fn table_to_json(table: &Table, path: &str, depth: usize) -> mlua::Result<Value>
     let length = table.raw_len();
     let mut count = 0;
     let mut all_strings = true;
+    let mut all_indices = true;
     for pair in table.pairs::<LuaValue, LuaValue>() {
         let (key, _) = pair?;
         count += 1;
         all_strings &= matches!(key, LuaValue::String(_));
+        all_indices &=
+            matches!(key, LuaValue::Integer(index) if index >= 1 && index as usize <= length);
     }
-    if count == length && (length > 0 || is_marked_array(table)) {
+    if all_indices && count == length && (length > 0 || is_marked_array(table)) {
         let mut items = Vec::with_capacity(length);
         for index in 1..=length {
             let item: LuaValue = table.raw_get(index)?;
-            items.push(to_json_at(&item, &format!("{path}[{index}]"), depth + 1)?);
+            items.push(to_json_at(
+                &item,
+                &format!("{path}[{index}]"),
+                depth + 1,
+                budget,
+            )?);
         }
         return Ok(Value::Array(items));
     }
@@ -98,7 +137,8 @@ fn table_to_json(table: &Table, path: &str, depth: usize) -> mlua::Result<Value>
     for pair in table.pairs::<mlua::String, LuaValue>() {
         let (key, item) = pair?;
         let key = key.to_str()?.to_owned();
-        let item = to_json_at(&item, &format!("{path}.{key}"), depth + 1)?;
+        spend(budget, key.len())?;
+        let item = to_json_at(&item, &format!("{path}.{key}"), depth + 1, budget)?;
         object.insert(key, item);
     }
     Ok(Value::Object(object))
@@ -127,11 +167,17 @@ pub(crate) fn to_lua(lua: &Lua, value: &Value) -> mlua::Result<LuaValue> {
     })
 }
 
-/// Whole numbers are Lua integers; others stay floats (no event of ours
-/// carries one: money travels as strings).
+/// Whole numbers are Lua integers (`10.0` too, so that what was read can
+/// be written back); others stay floats (no event of ours carries one:
+/// money travels as strings).
 fn number_to_lua(number: &Number) -> LuaValue {
-    match number.as_i64() {
-        Some(integer) => LuaValue::Integer(integer),
-        None => LuaValue::Number(number.as_f64().unwrap_or(f64::NAN)),
+    if let Some(integer) = number.as_i64() {
+        return LuaValue::Integer(integer);
+    }
+    let float = number.as_f64().unwrap_or(f64::NAN);
+    if float.fract() == 0.0 && float.abs() < 9.0e18 {
+        LuaValue::Integer(float as i64)
+    } else {
+        LuaValue::Number(float)
     }
 }

@@ -8,8 +8,10 @@
 //! around `pcall` can be hit inside the `pcall` every time.) Memory is capped by the allocator: each call may use
 //! `max_memory` bytes above what the VM held when the call began.
 //!
-//! A C function (a long `string.rep`, a pathological pattern) runs
-//! between hooks; its allocations are still capped.
+//! A C function runs between hooks: the sandbox bounds the ones that can
+//! loop long without allocating (`string.rep`, `table.move`, see
+//! [`crate::vm`]); a pathological pattern match is not bounded, and its
+//! allocations are still capped.
 
 use mlua::{Debug, HookTriggers, Lua, VmState};
 

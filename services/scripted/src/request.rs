@@ -85,7 +85,9 @@ impl Response {
                 )));
             }
         };
-        let status = match table.get::<LuaValue>("status")? {
+        // Raw reads: the answer is read after the call's limits ended, so
+        // no metamethod of the script's may run here.
+        let status = match table.raw_get::<LuaValue>("status")? {
             LuaValue::Nil => 200,
             LuaValue::Integer(status) if (200..=599).contains(&status) => status as u16,
             other => {
@@ -94,7 +96,7 @@ impl Response {
                 )));
             }
         };
-        let body = convert::to_json(&table.get::<LuaValue>("body")?)?;
+        let body = convert::to_json(&table.raw_get::<LuaValue>("body")?)?;
         Ok(Self { status, body })
     }
 }

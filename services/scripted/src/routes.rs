@@ -6,7 +6,10 @@
 //! its events' ids and `req.id` derive from the key, a retry gets the
 //! first answer, and the script runs as a decision (again, on fresh state,
 //! when another instance wins a race for a key it pinned). An error answer
-//! (4xx) publishes nothing.
+//! (4xx) publishes nothing. A retry of a try that saved its events but
+//! got no answer out (a crash, an uncertain bus) sends those events again
+//! and answers 200 `{"replayed": true, "events": [...]}`: what was done,
+//! told from the events, since the script's own answer was never kept.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -100,28 +103,49 @@ async fn decide(
     request: RouteRequest,
 ) -> Answer {
     let answered: Arc<Mutex<Option<Response>>> = Arc::default();
-    ctx.decide(held, &[], correlation, |_| {
-        let (ctx, request, answered) = (ctx.clone(), request.clone(), answered.clone());
-        Box::pin(async move {
-            let decision = run(&ctx, index, request).await?;
-            let response = decision.response.unwrap_or(Response {
-                status: 204,
-                body: Value::Null,
-            });
-            let emits: Vec<Emit> = if response.status >= 400 {
-                Vec::new()
-            } else {
-                decision.emits
-            };
-            if let Ok(mut answer) = answered.lock() {
-                *answer = Some(response);
-            }
-            Ok::<_, ApiError>(emits)
+    let stored = ctx
+        .decide(held, &[], correlation, |_| {
+            let (ctx, request, answered) = (ctx.clone(), request.clone(), answered.clone());
+            Box::pin(async move {
+                let decision = run(&ctx, index, request).await?;
+                let response = decision.response.unwrap_or(Response {
+                    status: 204,
+                    body: Value::Null,
+                });
+                let emits: Vec<Emit> = if response.status >= 400 {
+                    Vec::new()
+                } else {
+                    decision.emits
+                };
+                if let Ok(mut answer) = answered.lock() {
+                    *answer = Some(response);
+                }
+                Ok::<_, ApiError>(emits)
+            })
         })
-    })
-    .await?;
-    let response = answered.lock().ok().and_then(|mut answer| answer.take());
-    respond(response)
+        .await?;
+    match answered.lock().ok().and_then(|mut answer| answer.take()) {
+        Some(response) => respond(Some(response)),
+        None => Ok(replayed(&stored)),
+    }
+}
+
+/// The answer to a retry whose earlier try saved its events and lost its
+/// answer: those events went out again without running the route, so the
+/// script's own answer is gone. What was done is told from the events.
+fn replayed(stored: &[superclient::EventRecord]) -> (StatusCode, Json<Value>) {
+    let events: Vec<Value> = stored
+        .iter()
+        .map(|event| {
+            json!({"type": event.event_type, "key": event.consistency.key,
+                   "position": event.position,
+                   "data": serde_json::from_str::<Value>(event.data.get()).unwrap_or(Value::Null)})
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({"replayed": true, "events": events})),
+    )
 }
 
 /// Runs the route's handler on a snapshot; a decision (not a `GET`)

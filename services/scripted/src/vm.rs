@@ -2,7 +2,8 @@
 //! the handlers the script declared.
 //!
 //! The sandbox has Lua's `table`, `string`, `math` and `utf8` libraries
-//! and the safe base functions. There is no `io`, `os`, `package`,
+//! and the safe base functions; `__gc` finalizers are refused, and
+//! `string.rep` and `table.move` bounded (see [`guard_c_functions`]). There is no `io`, `os`, `package`,
 //! `require`, `debug` or `coroutine`; no `load`, `loadfile` or `dofile`,
 //! so no code (text or bytecode) comes from anywhere but the script; no
 //! `string.dump`, `print` (use `log`) or `collectgarbage`. Once the script
@@ -203,11 +204,14 @@ impl Vm {
         let result = limits::begin(&self.lua, self.limits)
             .and_then(|()| make_argument(&self.lua))
             .and_then(|argument| handler.call::<Value>(argument));
-        let call = self
+        let mut call = self
             .lua
             .remove_app_data::<Call>()
             .unwrap_or_else(|| Call::new(mode, None));
-        let result = result.map_err(|error| limits::classify(&self.lua, self.limits, error));
+        let result = match call.host_failure.take() {
+            Some(failure) => Err(ScriptError::Host(failure)),
+            None => result.map_err(|error| limits::classify(&self.lua, self.limits, error)),
+        };
         if let Err(error) = &result {
             self.spoiled |= error.spoils_the_vm();
         }
@@ -248,7 +252,43 @@ fn sandbox() -> mlua::Result<Lua> {
     }
     let string: Table = globals.get("string")?;
     string.raw_set("dump", Value::Nil)?;
+    guard_c_functions(&lua)?;
     Ok(lua)
+}
+
+/// Wraps the functions whose work the instruction limit cannot see: C
+/// code runs between two looks at the budget, and a finalizer runs with
+/// hooks off (Lua turns them off during `__gc`), at whatever later call
+/// happens to collect garbage.
+fn guard_c_functions(lua: &Lua) -> mlua::Result<()> {
+    lua.load(
+        r#"
+        local setmetatable, rawget, error, type = setmetatable, rawget, error, type
+        local rep, move = string.rep, table.move
+        local MOST = 64 * 1024 * 1024
+        _G.setmetatable = function(t, mt)
+          if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+            error("__gc finalizers are not allowed: they run outside the limits", 2)
+          end
+          return setmetatable(t, mt)
+        end
+        string.rep = function(s, n, sep)
+          local each = #tostring(s) + #tostring(sep or "")
+          if type(n) == "number" and n > 0 and (each == 0 and n > MOST or n * each > MOST) then
+            error("string.rep would make more than 64 MiB", 2)
+          end
+          return rep(s, n, sep)
+        end
+        table.move = function(a1, f, e, t, a2)
+          if type(f) == "number" and type(e) == "number" and e - f > MOST then
+            error("table.move of more than 64 Mi elements", 2)
+          end
+          return move(a1, f, e, t, a2)
+        end
+        "#,
+    )
+    .set_name("=sandbox")
+    .exec()
 }
 
 /// Refuses new globals from now on (a handler's `count = count + 1`

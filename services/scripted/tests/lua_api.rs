@@ -505,3 +505,44 @@ fn the_shipped_scripts_load_and_declare_what_their_docs_say() {
     .expect("the example loads");
     assert_eq!(example.applies(), ["AccountCreated", "ConfirmedDebit"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_instruction_count_cannot_see_is_refused() {
+    let error = load_error("setmetatable({}, {__gc = function() while true do end end})");
+    assert!(error.contains("__gc finalizers are not allowed"), "{error}");
+    let db = TestDb::new().await;
+    let service = script(
+        r#"
+        bus:on("Rep", function(event) store:put("x", string.rep("", math.maxinteger)) end)
+        bus:on("Move", function(event) table.move({}, 1, 1 << 62, 1, {}) end)
+        bus:on("Shared", function(event)
+          local big, list = string.rep("x", 1 << 20), {}
+          for i = 1, 20 do list[i] = big end
+          store:put("shared", list)
+        end)
+        bus:on("Holey", function(event)
+          local t = {"a", "b", "c", x = 1}
+          t[2] = nil
+          store:put("holey", t)
+        end)
+        bus:on("Fine", function(event) store:put("fine", string.rep("ab", 3, ",")) end)
+        "#,
+    )
+    .expect("loads");
+    let pool = schema(&db, &service).await;
+    for (kind, why) in [
+        ("Rep", "string.rep would make more than 64 MiB"),
+        ("Move", "table.move of more than 64 Mi elements"),
+        ("Shared", "larger than 8 MiB as JSON"),
+        ("Holey", "either a list (keys 1..n) or has text keys only"),
+    ] {
+        let error = apply(&service, &pool, &[event(kind, "k", 0, json!({}))])
+            .await
+            .expect_err("refused");
+        assert!(error.contains(why), "{kind}: {error}");
+    }
+    apply(&service, &pool, &[event("Fine", "k", 0, json!({}))])
+        .await
+        .expect("applied");
+    assert_eq!(stored(&pool, "fine").await, Some(json!("ab,ab,ab")));
+}

@@ -235,6 +235,15 @@ pub(crate) fn ask(lua: &Lua, query: Query) -> mlua::Result<Answer> {
             })?;
             Err(mlua::Error::runtime(AskError::NeedsSync(key).to_string()))
         }
+        Err(AskError::Failed(message)) => {
+            with_call(lua, |call| {
+                call.host_failure = Some(message.clone());
+                Ok(())
+            })?;
+            Err(mlua::Error::runtime(format!(
+                "the database failed: {message}"
+            )))
+        }
         Err(error) => Err(mlua::Error::runtime(error.to_string())),
     }
 }
