@@ -77,7 +77,7 @@ async fn handle(State(ctx): State<Ctx<Scripted>>, index: usize, request: Request
         || "anonymous".to_owned(),
         |user| format!("user:{}", user.username),
     );
-    let route = &ctx.service().routes[index];
+    let route = &ctx.service().pool.declared().routes[index];
     let fingerprint = json!({"route": format!("{} {}", route.method, route.path),
                              "params": request.params, "query": request.query,
                              "body": request.body});

@@ -9,7 +9,6 @@ use sqlx::PgConnection;
 use superclient::{Ctx, EventRecord, HandlerError, Reaction, Service};
 
 use crate::{
-    api::RouteSpec,
     db::{self, Connection, InTransaction, Snapshot},
     error::ScriptError,
     limits::Limits,
@@ -28,7 +27,6 @@ pub struct Scripted {
     port: u16,
     applies: &'static [&'static str],
     reacts_to: &'static [&'static str],
-    pub(crate) routes: Vec<RouteSpec>,
     pub(crate) pool: Arc<Pool>,
 }
 
@@ -62,7 +60,6 @@ impl Scripted {
             port: declared.port.unwrap_or(DEFAULT_PORT),
             applies: leak(declared.applies),
             reacts_to: leak(declared.reacts_to),
-            routes: declared.routes,
             pool: Arc::new(pool),
         })
     }
@@ -156,6 +153,6 @@ impl Service for Scripted {
     }
 
     fn routes(&self) -> axum::Router<Ctx<Self>> {
-        routes::router(&self.routes)
+        routes::router(&self.pool.declared().routes)
     }
 }

@@ -9,28 +9,33 @@ use mlua::{Lua, MultiValue, Value};
 
 pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     let log = lua.create_table()?;
-    log.set(
-        "info",
-        lua.create_function(|lua, args: MultiValue| {
-            tracing::info!(target: "script", "{}", line(lua, args)?);
-            Ok(())
-        })?,
-    )?;
-    log.set(
-        "warn",
-        lua.create_function(|lua, args: MultiValue| {
-            tracing::warn!(target: "script", "{}", line(lua, args)?);
-            Ok(())
-        })?,
-    )?;
-    log.set(
-        "error",
-        lua.create_function(|lua, args: MultiValue| {
-            tracing::error!(target: "script", "{}", line(lua, args)?);
-            Ok(())
-        })?,
-    )?;
+    let levels: [(&str, Emit); 3] = [("info", info), ("warn", warn), ("error", error)];
+    for (name, emit) in levels {
+        log.set(
+            name,
+            lua.create_function(move |lua, args: MultiValue| {
+                emit(&line(lua, args)?);
+                Ok(())
+            })?,
+        )?;
+    }
     lua.globals().set("log", log)
+}
+
+/// Writes one line at a level: one function per level, since a tracing
+/// event's level is fixed where it is written.
+type Emit = fn(&str);
+
+fn info(line: &str) {
+    tracing::info!(target: "script", "{line}");
+}
+
+fn warn(line: &str) {
+    tracing::warn!(target: "script", "{line}");
+}
+
+fn error(line: &str) {
+    tracing::error!(target: "script", "{line}");
 }
 
 /// The arguments after the receiver, as one line.
