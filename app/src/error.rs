@@ -105,6 +105,7 @@ impl From<crate::server::services::ServiceError> for AppError {
             )
         };
         match &error {
+            ServiceError::NotRun { .. } => Self::Refused(error.to_string()),
             ServiceError::Api { status, .. } if *status == StatusCode::NOT_FOUND => Self::NotFound,
             ServiceError::Api { status, .. } if *status == StatusCode::UNAUTHORIZED => {
                 Self::NotSignedIn
@@ -114,6 +115,13 @@ impl From<crate::server::services::ServiceError> for AppError {
             {
                 unknown()
             }
+            // The form kept its key after an answer that left the outcome
+            // open, and was then changed: the earlier try may have been done.
+            ServiceError::Api { code, .. } if code == "idempotency_key_reused" => Self::Refused(
+                "an earlier try of this form, with other details, may have gone through; \
+                 reload the page to see it before trying again"
+                    .to_owned(),
+            ),
             ServiceError::Api {
                 status, message, ..
             } if status.is_client_error() => Self::Refused(message.clone()),

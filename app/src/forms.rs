@@ -72,6 +72,9 @@ pub fn Field(
     form: &'static str,
     #[prop(default = "text")] kind: &'static str,
     #[prop(optional)] autocomplete: Option<&'static str>,
+    /// The keyboard a phone shows (`numeric`, say).
+    #[prop(optional)]
+    inputmode: Option<&'static str>,
     #[prop(optional)] hint: Option<&'static str>,
     #[prop(optional, into)] value: Signal<String>,
     #[prop(optional, into)] error: Signal<Option<String>>,
@@ -102,6 +105,7 @@ pub fn Field(
                 name=name
                 type=kind
                 autocomplete=autocomplete
+                inputmode=inputmode
                 required=required
                 value=move || value.get()
                 aria-invalid=move || error.get().map(|_| "true")

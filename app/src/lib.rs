@@ -8,7 +8,8 @@
 //! - [`shell`]: the HTML document, the layout and the routes.
 //! - [`home`]: the landing page; [`status`]: its system status panel.
 //! - [`auth`]: signing up, logging in and out.
-//! - [`overview`]: the person's accounts; [`account`]: one account, with
+//! - [`overview`]: the person's accounts, with their loyalty [`points`];
+//!   [`account`]: one account, with
 //!   [`movements`] (deposits, withdrawals) and its [`statement`].
 //! - [`transfer`]: paying someone, with a review step, and the transfer's
 //!   live status; [`transfers`]: the list.
@@ -29,6 +30,7 @@ pub mod money;
 pub mod movements;
 pub mod overview;
 pub mod pages;
+pub mod points;
 pub mod shell;
 pub mod staff;
 pub mod statement;

@@ -61,6 +61,9 @@ struct BankArgs {
     /// The reporting service, which the staff console reads.
     #[arg(long, env = "REPORTING_URL", global = true)]
     reporting_url: Option<String>,
+    /// The Nectar loyalty service; without it, the pages offer no points.
+    #[arg(long, env = "NECTAR_URL", global = true)]
+    nectar_url: Option<String>,
     /// The bus's WebSocket address, observed for live updates.
     #[arg(long, env = "BUS_URL", global = true)]
     bus_url: Option<String>,
@@ -187,6 +190,7 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
                 accounts: args.accounts_url.clone().unwrap_or_default(),
                 transactions: args.transactions_url.clone().unwrap_or_default(),
                 reporting: args.reporting_url.clone().unwrap_or_default(),
+                nectar: args.nectar_url.clone(),
             };
             let services = Services::new(urls, read(&args.caller_token_file)?);
             let bus_url = args.bus_url.clone().unwrap_or_default();
@@ -227,6 +231,7 @@ async fn run_server(database_url: &str, args: BankArgs) -> anyhow::Result<()> {
     let observer = tokio::spawn(live::observe(
         bus_url,
         bus_token,
+        services.offers_points(),
         hub.clone(),
         stop_observing.clone(),
     ));

@@ -1,6 +1,7 @@
-//! The overview: every account of the person with its balance, and
-//! opening another. A new account shows as pending until the accounts
-//! service has opened it, then appears without a reload.
+//! The overview: every account of the person with its balance and its
+//! loyalty points, redeeming the points, and opening another account. A
+//! new account shows as pending until the accounts service has opened it,
+//! then appears without a reload.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -13,6 +14,7 @@ use crate::{
     live::LiveTick,
     money::pounds,
     pages::{FormError, PageError},
+    points::{Loyalty, PointsSection, RedeemPoints, points_text},
 };
 
 /// Most accounts a customer may hold (the users service's limit).
@@ -33,6 +35,7 @@ pub struct Overview {
     /// Accounts asked for and not opened yet.
     pub pending: usize,
     pub total: Decimal,
+    pub loyalty: Loyalty,
 }
 
 /// The person's accounts (at most ten, so one page of each list).
@@ -51,6 +54,7 @@ pub async fn accounts_overview() -> Result<Overview, AppError> {
             accounts: Vec::new(),
             pending: 0,
             total: Decimal::ZERO,
+            loyalty: Loyalty::NotOffered,
         });
     }
     let method = reqwest::Method::GET;
@@ -61,7 +65,7 @@ pub async fn accounts_overview() -> Result<Overview, AppError> {
     // one that has not shown up yet: one service call a page, not two.
     let session = session::current_session().await?;
     let opening = session::is_opening_accounts(&session).await?;
-    let (accounts, requests) = futures_util::try_join!(
+    let accounts_and_requests = futures_util::future::try_join(
         services.accounts::<AccountPage>(method.clone(), &accounts_path, &call, None::<&()>),
         async {
             if opening {
@@ -73,7 +77,12 @@ pub async fn accounts_overview() -> Result<Overview, AppError> {
                 Ok(None)
             }
         },
-    )?;
+    );
+    let (fetched, loyalty) = futures_util::join!(
+        accounts_and_requests,
+        crate::points::loyalty(&services, &user)
+    );
+    let (accounts, requests) = fetched?;
     // Every account comes from a request; the users service may learn of
     // an opening later than the accounts service, so count, not statuses.
     let pending = requests.map_or(0, |requests| {
@@ -99,6 +108,7 @@ pub async fn accounts_overview() -> Result<Overview, AppError> {
             })
             .collect(),
         pending,
+        loyalty,
     })
 }
 
@@ -128,8 +138,15 @@ pub async fn open_account(form_key: String) -> Result<(), AppError> {
 #[component]
 pub fn OverviewPage() -> impl IntoView {
     let open = ServerAction::<OpenAccount>::new();
+    let redeem = ServerAction::<RedeemPoints>::new();
     let data = Resource::new(
-        move || (LiveTick::get(), open.version().get()),
+        move || {
+            (
+                LiveTick::get(),
+                open.version().get(),
+                redeem.version().get(),
+            )
+        },
         |_| accounts_overview(),
     );
     let key = form_key(open);
@@ -145,6 +162,7 @@ pub fn OverviewPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <PointsSection overview=data action=redeem />
         <section class="card" aria-labelledby="open-title">
             <h2 id="open-title">"Open another account"</h2>
             <p>"Up to " {MAX_ACCOUNTS} " accounts, each with its own number and statement."</p>
@@ -173,6 +191,19 @@ fn StaffNote(overview: Overview) -> impl IntoView {
 #[component]
 fn Accounts(overview: Overview) -> impl IntoView {
     let pending = overview.pending;
+    let points = match overview.loyalty {
+        Loyalty::Points(points) => Some(points),
+        _ => None,
+    };
+    let points_of = move |account_id: i64| {
+        points.as_ref().map(|points| {
+            view! {
+                <span class="points" data-testid="account-points">
+                    {points_text(points.of(account_id))}
+                </span>
+            }
+        })
+    };
     view! {
         <section class="card" aria-labelledby="accounts-title">
             <h1 id="accounts-title">"Your accounts"</h1>
@@ -190,6 +221,7 @@ fn Accounts(overview: Overview) -> impl IntoView {
                                         "Account " {account.account_id}
                                     </span>
                                 </A>
+                                {points_of(account.account_id)}
                                 <span class="balance" data-testid="account-balance">
                                     {pounds(account.balance)}
                                 </span>

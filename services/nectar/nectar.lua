@@ -100,7 +100,10 @@ bus:route("GET", "/accounts/{id}/points", function(req)
   local _, hidden = visible(req, id)
   if hidden then return hidden end
   local points = store:get(points_key(id)) or 0
-  return {body = {account_id = id, points = points, cash_value = cash(points)}}
+  -- The version of the points read (nil before the first event): the web
+  -- server waits for it before telling a page that the points changed.
+  return {body = {account_id = id, points = points, cash_value = cash(points),
+                  version = bus:version(nectar_key(id))}}
 end)
 
 -- Every account of a customer with its points: the overview's column.

@@ -1,5 +1,5 @@
 //! The one-command bank: the bus and one instance of each service (users,
-//! accounts, transactions, reporting), started
+//! accounts, transactions, reporting, and Nectar's script), started
 //! inside the web server's process. Each still speaks its real protocol on
 //! loopback (the services reach the bus over its WebSocket, the web server
 //! reaches the services over HTTP), with a full set of tokens and keys, so
@@ -20,6 +20,7 @@ use bus::{
         writer::DEFAULT_KEY_CACHE,
     },
 };
+use scripted::{Scripted, Source};
 use superclient::{Service, Settings};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,13 @@ use trust::{bundle::Bundle, user_token::Issuer};
 use users::{Passwords, StaffLogin};
 
 use super::{demo::DemoLogins, services::ServiceUrls};
+
+/// Nectar's script, built into the server so that the one-command bank
+/// runs it without a file to find.
+const NECTAR_SCRIPT: &str = include_str!("../../../services/nectar/nectar.lua");
+
+/// Nectar's calls that may run at once.
+const NECTAR_VMS: usize = 4;
 
 /// What the web server needs of the bank it started.
 pub struct EmbeddedBank {
@@ -54,13 +62,23 @@ pub fn trust_bundle(dir: &Path) -> anyhow::Result<Bundle> {
 }
 
 impl EmbeddedBank {
-    /// Starts the bus, then the four services, and waits until each has
+    /// Starts the bus, then the five services, and waits until each has
     /// rebuilt from the log and listens.
     pub async fn start(
         database_url: &str,
         bundle: &Bundle,
         demo: &DemoLogins,
     ) -> anyhow::Result<Self> {
+        // Loaded first: a script that does not load stops nothing running.
+        let nectar = Scripted::from_source(
+            Source {
+                name: "nectar.lua".to_owned(),
+                code: NECTAR_SCRIPT.to_owned(),
+            },
+            scripted::Limits::default(),
+            NECTAR_VMS,
+        )
+        .context("Nectar's script did not load")?;
         let bus = bus_server::start(
             BusConfig {
                 database_url: database_url.to_owned(),
@@ -111,6 +129,8 @@ impl EmbeddedBank {
         let (reporting_task, reporting_at) =
             spawn(reporting::Reporting, settings("reporting"), &shutdown);
         services.push(reporting_task);
+        let (nectar_task, nectar_at) = spawn(nectar, settings("nectar"), &shutdown);
+        services.push(nectar_task);
 
         let mut bank = Self {
             urls: ServiceUrls {
@@ -118,6 +138,7 @@ impl EmbeddedBank {
                 accounts: String::new(),
                 transactions: String::new(),
                 reporting: String::new(),
+                nectar: None,
             },
             bus_url: bus_url.clone(),
             caller_token: bundle.caller_token("web").to_owned(),
@@ -132,14 +153,16 @@ impl EmbeddedBank {
             accounts_at.await,
             transactions_at.await,
             reporting_at.await,
+            nectar_at.await,
         );
         match started {
-            (Ok(users), Ok(accounts), Ok(transactions), Ok(reporting)) => {
+            (Ok(users), Ok(accounts), Ok(transactions), Ok(reporting), Ok(nectar)) => {
                 bank.urls = ServiceUrls {
                     users: format!("http://{users}"),
                     accounts: format!("http://{accounts}"),
                     transactions: format!("http://{transactions}"),
                     reporting: format!("http://{reporting}"),
+                    nectar: Some(format!("http://{nectar}")),
                 };
                 Ok(bank)
             }

@@ -2,7 +2,8 @@
 //! when something of its person changed.
 //!
 //! The observer (a bus client in observe mode, with the web server's own
-//! scoped token) sees every new account, credit, debit and transfer event.
+//! scoped token) sees every new account, credit, debit, transfer and
+//! loyalty points event.
 //! [`LiveHub`] knows which accounts belong to the people who have a page
 //! open and sends a short note ("account 7 changed") over their sockets
 //! (`GET /live`), never to anyone else's. The page then asks for the new
@@ -35,7 +36,7 @@ use bus::{
 };
 use events::{
     AcceptedTransaction, AccountCreated, ConfirmedCredit, ConfirmedDebit, DomainEvent,
-    PendingTransaction, RejectedTransaction,
+    NectarCredit, NectarDebit, PendingTransaction, RejectedTransaction,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -97,6 +98,11 @@ enum Ready {
     Now,
     /// The accounts service has applied the account's event `version`.
     Account {
+        account_id: i64,
+        version: i64,
+    },
+    /// Nectar has applied the account's points event `version`.
+    Points {
         account_id: i64,
         version: i64,
     },
@@ -186,7 +192,10 @@ impl LiveHub {
                     watchers.tell(&created.username, &note("accounts", None, ready));
                 }
             }
-            ConfirmedCredit::TYPE | ConfirmedDebit::TYPE => {
+            kind @ (ConfirmedCredit::TYPE
+            | ConfirmedDebit::TYPE
+            | NectarCredit::TYPE
+            | NectarDebit::TYPE) => {
                 #[derive(Deserialize)]
                 struct Movement {
                     account_id: i64,
@@ -195,11 +204,20 @@ impl LiveHub {
                     && let Some(owner) = watchers.owners.get(&movement.account_id).cloned()
                     && let ConsistencyValue::Explicit(version) = event.consistency.value
                 {
-                    let ready = Ready::Account {
-                        account_id: movement.account_id,
-                        version,
+                    let account_id = movement.account_id;
+                    let text = if matches!(kind, NectarCredit::TYPE | NectarDebit::TYPE) {
+                        let ready = Ready::Points {
+                            account_id,
+                            version,
+                        };
+                        note("points", Some(account_id), ready)
+                    } else {
+                        let ready = Ready::Account {
+                            account_id,
+                            version,
+                        };
+                        note("account", Some(account_id), ready)
                     };
-                    let text = note("account", Some(movement.account_id), ready);
                     watchers.tell(&owner, &text);
                 }
             }
@@ -294,6 +312,18 @@ async fn settled(services: &Services, user: &SessionUser, ready: Ready) {
                 )
                 .await
                 .is_ok_and(|account| account.version >= version),
+            Ready::Points {
+                account_id,
+                version,
+            } => services
+                .nectar::<Versioned>(
+                    Method::GET,
+                    &format!("/accounts/{account_id}/points"),
+                    &call,
+                    None::<&()>,
+                )
+                .await
+                .is_ok_and(|points| points.version >= version),
             Ready::TransferKnown(id) | Ready::TransferDecided(id) => services
                 .transactions::<Status>(
                     Method::GET,
@@ -315,17 +345,28 @@ async fn settled(services: &Services, user: &SessionUser, ready: Ready) {
 
 /// Observes the bus until `shutdown`, feeding `hub`. The client reconnects
 /// by itself after a drop; browsers catch up when their own sockets do.
+///
+/// Points events are observed only when the bank runs Nectar (`points`):
+/// a bank without it may have a credentials file from before the web
+/// server's scope could read them, and should not lose its live updates.
 pub async fn observe(
     bus_url: String,
     bus_token: String,
+    points: bool,
     hub: LiveHub,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // What its scope may read: the scope table is the one list.
+    let read: Vec<&str> = WEB
+        .read
+        .iter()
+        .copied()
+        .filter(|kind| points || !matches!(*kind, NectarCredit::TYPE | NectarDebit::TYPE))
+        .collect();
     let (client, mut events) = BusClient::connect(
         ClientConfig::new(bus_url)
             .token(bus_token)
-            // Everything its scope may read: the scope table is the one list.
-            .register(WEB.name, WEB.read, Mode::Observe),
+            .register(WEB.name, &read, Mode::Observe),
     )
     .await?;
     loop {

@@ -18,6 +18,8 @@ pub struct ServiceUrls {
     pub accounts: String,
     pub transactions: String,
     pub reporting: String,
+    /// The Nectar loyalty service, when the bank runs it.
+    pub nectar: Option<String>,
 }
 
 /// What went wrong calling a service.
@@ -33,6 +35,9 @@ pub enum ServiceError {
         /// Seconds to wait, when the service said (`Retry-After`).
         retry_after: Option<u64>,
     },
+    /// The bank does not run this service.
+    #[error("this bank does not run the {service} service")]
+    NotRun { service: &'static str },
     /// The service could not be reached or its answer could not be read.
     #[error("{service} could not be reached: {source}")]
     Unreachable {
@@ -46,7 +51,7 @@ impl ServiceError {
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Api { code, .. } => Some(code),
-            Self::Unreachable { .. } => None,
+            Self::NotRun { .. } | Self::Unreachable { .. } => None,
         }
     }
 }
@@ -156,6 +161,28 @@ impl Services {
             None::<&()>,
         )
         .await
+    }
+
+    /// The Nectar loyalty service: points, and redeeming them.
+    pub async fn nectar<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        call: &CallFor<'_>,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, ServiceError> {
+        let service = "nectar";
+        let base = self
+            .urls
+            .nectar
+            .as_deref()
+            .ok_or(ServiceError::NotRun { service })?;
+        self.call(service, base, method, path, call, body).await
+    }
+
+    /// Whether the bank offers loyalty points (runs Nectar).
+    pub fn offers_points(&self) -> bool {
+        self.urls.nectar.is_some()
     }
 
     /// Calls, and while a change with the same idempotency key is still

@@ -162,36 +162,39 @@ impl Process {
     }
 
     /// The web server (`ledgerline`, built with `--features ssr`) serving
-    /// this bank as separate processes, with its own caller and bus tokens.
-    pub fn web(database_url: &str, bank: &crate::Bank) -> Self {
+    /// this bank as separate processes, with its own caller and bus tokens,
+    /// and with loyalty points when `nectar` runs.
+    pub fn web(database_url: &str, bank: &crate::Bank, nectar: Option<&Process>) -> Self {
         let url = |process: &Process| process.http_base();
         let accounts = bank.accounts.first().expect("an accounts instance");
         let site = std::env::temp_dir().join(format!("ledgerline-site-{}", uuid::Uuid::now_v7()));
-        Self::spawn(
-            binary("ledgerline"),
-            vec![
-                ("DATABASE_URL".into(), database_url.into()),
-                ("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into()),
-                ("LEPTOS_SITE_ROOT".into(), path(site)),
-                ("USERS_URL".into(), url(&bank.users)),
-                ("ACCOUNTS_URL".into(), url(accounts)),
-                ("TRANSACTIONS_URL".into(), url(&bank.transactions)),
-                ("REPORTING_URL".into(), url(&bank.reporting)),
-                ("BUS_URL".into(), bank.bus.bus_url()),
-                (
-                    "CALLER_TOKEN_FILE".into(),
-                    path(bank.trust.files.caller_token("web")),
-                ),
-                (
-                    "BUS_TOKEN_FILE".into(),
-                    path(bank.trust.files.bus_token("web")),
-                ),
-                (
-                    "STAFF_BUS_TOKEN_FILE".into(),
-                    path(bank.trust.files.bus_token("staff")),
-                ),
-            ],
-        )
+        let mut env: Vec<(String, String)> = nectar
+            .map(|nectar| ("NECTAR_URL".into(), url(nectar)))
+            .into_iter()
+            .collect();
+        env.extend([
+            ("DATABASE_URL".into(), database_url.into()),
+            ("LEPTOS_SITE_ADDR".into(), "127.0.0.1:0".into()),
+            ("LEPTOS_SITE_ROOT".into(), path(site)),
+            ("USERS_URL".into(), url(&bank.users)),
+            ("ACCOUNTS_URL".into(), url(accounts)),
+            ("TRANSACTIONS_URL".into(), url(&bank.transactions)),
+            ("REPORTING_URL".into(), url(&bank.reporting)),
+            ("BUS_URL".into(), bank.bus.bus_url()),
+            (
+                "CALLER_TOKEN_FILE".into(),
+                path(bank.trust.files.caller_token("web")),
+            ),
+            (
+                "BUS_TOKEN_FILE".into(),
+                path(bank.trust.files.bus_token("web")),
+            ),
+            (
+                "STAFF_BUS_TOKEN_FILE".into(),
+                path(bank.trust.files.bus_token("staff")),
+            ),
+        ]);
+        Self::spawn(binary("ledgerline"), env)
     }
 
     fn spawn(program: PathBuf, env: Vec<(String, String)>) -> Self {

@@ -46,6 +46,31 @@ async fn redeem(
         .await
 }
 
+/// A script of a test's own, in a file that goes with it.
+struct ScriptFile(std::path::PathBuf);
+
+impl ScriptFile {
+    fn new(name: &str, code: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{name}-{}.lua", uuid::Uuid::now_v7()));
+        std::fs::write(&path, code).expect("write the script");
+        Self(path)
+    }
+
+    /// The scripted host running this script on `bank`, with `settings`.
+    fn host(&self, bank: &Bank, settings: &[(&str, &str)]) -> Process {
+        let path = self.0.display().to_string();
+        let mut all = vec![("SCRIPT", path.as_str())];
+        all.extend_from_slice(settings);
+        bank.another_with(Service::Nectar, &all)
+    }
+}
+
+impl Drop for ScriptFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn decode<E: DomainEvent>(events: &[EventRecord]) -> Vec<E> {
     events
         .iter()
@@ -291,9 +316,8 @@ async fn dropping_the_scripts_tables_and_restarting_rebuilds_the_same_balances()
 #[tokio::test]
 async fn a_runaway_script_is_stopped_with_a_clear_error_and_its_service_stays_up() {
     let bank = Bank::start().await;
-    let script = std::env::temp_dir().join(format!("runaway-{}.lua", uuid::Uuid::now_v7()));
-    std::fs::write(
-        &script,
+    let script = ScriptFile::new(
+        "runaway",
         r#"
         service{name = "nectar"}
         local hoard = {}
@@ -304,13 +328,10 @@ async fn a_runaway_script_is_stopped_with_a_clear_error_and_its_service_stays_up
         end)
         bus:route("GET", "/fine", function(req) return {body = {fine = true}} end)
         "#,
-    )
-    .expect("write the script");
-    let script_path = script.display().to_string();
-    let host = bank.another_with(
-        Service::Nectar,
+    );
+    let host = script.host(
+        &bank,
         &[
-            ("SCRIPT", script_path.as_str()),
             ("MAX_INSTRUCTIONS", "2000000"),
             ("MAX_MEMORY_MIB", "8"),
             ("SCRIPT_VMS", "1"),
@@ -344,5 +365,65 @@ async fn a_runaway_script_is_stopped_with_a_clear_error_and_its_service_stays_up
         let (status, _) = api.get(None, "/health").await;
         assert_eq!(status, 200);
     }
-    let _ = std::fs::remove_file(&script);
+}
+
+#[tokio::test]
+async fn a_retry_of_a_request_whose_answer_was_lost_is_answered_from_its_stored_events() {
+    let bank = Bank::start().await;
+    // A route that publishes without reading a version first, so that it
+    // reaches the publish with the bus frozen.
+    let script = ScriptFile::new(
+        "gifts",
+        r#"
+        service{name = "nectar"}
+        bus:on("NectarCredit", function(event) end)
+        bus:route("POST", "/accounts/{id}/gifts", function(req)
+          local id = math.tointeger(tonumber(req.params.id))
+          bus:publish{type = "NectarCredit", key = "nectar-" .. id,
+                      data = {account_id = id, points = 5, transaction_id = 1}}
+          return {status = http.CREATED, body = {gift = req.id}}
+        end)
+        "#,
+    );
+    let host = script.host(&bank, &[("BUS_DEADLINE_MS", "1000")]);
+    let ann = bank.sign_up("ann").await;
+    let api = bank.call(&host);
+    api.token("ann").await;
+    let path = format!("/accounts/{ann}/gifts");
+
+    // The bus takes the message and says nothing: the outcome is unknown.
+    bank.bus.freeze();
+    let (status, body) = api
+        .post_with_key(Some("ann"), &path, json!({}), "gift-1")
+        .await;
+    bank.bus.resume();
+    assert!(
+        status >= 500,
+        "an unknown outcome is not an answer: {status} {body}"
+    );
+
+    // The retry sends the same events again instead of running the route,
+    // and says what was done (once the host is back on the bus); a third
+    // try gets the same answer.
+    let retried = eventually("the retry is answered", || async {
+        let (status, body) = api
+            .post_with_key(Some("ann"), &path, json!({}), "gift-1")
+            .await;
+        assert!(status == 200 || status >= 500, "{status} {body}");
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(retried["replayed"], true, "{retried}");
+    let events = retried["events"].as_array().expect("the events");
+    assert_eq!(events.len(), 1, "{retried}");
+    assert_eq!(events[0]["type"], "NectarCredit");
+    assert_eq!(events[0]["key"], format!("nectar-{ann}"));
+    assert_eq!(events[0]["data"]["points"], 5);
+    let (status, again) = api
+        .post_with_key(Some("ann"), &path, json!({}), "gift-1")
+        .await;
+    assert_eq!((status, &again), (200, &retried));
+
+    let credits = decode::<NectarCredit>(&bank.log(&[NectarCredit::TYPE]).await);
+    assert_eq!(credits.len(), 1, "the gift is given once: {credits:?}");
 }

@@ -143,7 +143,7 @@ async fn staff_read_the_log_through_the_web_server_and_no_secret_reaches_them() 
     bank.deposit("console_alice", alice, "80.00").await;
     let transfer = bank.transfer("console_alice", alice, bob, "30.00").await;
 
-    let mut web = Process::web(&bank.db.url, &bank);
+    let mut web = Process::web(&bank.db.url, &bank, None);
     web.restart_with(&verbose);
     let staff = StaffBrowser::log_in(&web, STAFF.0, STAFF.1).await;
 

@@ -1,11 +1,12 @@
 //! The web server serving a bank that runs as separate processes: the real
-//! `ledgerline` binary, pointed at the real bus and services with its own
-//! caller and bus tokens, used as a browser without JavaScript uses it.
+//! `ledgerline` binary, pointed at the real bus and services (Nectar's
+//! script among them) with its own caller and bus tokens, used as a
+//! browser without JavaScript uses it.
 
-use acceptance::{Bank, PASSWORD, Process, eventually};
+use acceptance::{Bank, PASSWORD, Process, Service, eventually};
 use reqwest::{
     StatusCode,
-    header::{ACCEPT, COOKIE, LOCATION, ORIGIN, SET_COOKIE},
+    header::{ACCEPT, COOKIE, LOCATION, ORIGIN, REFERER, SET_COOKIE},
 };
 use rust_decimal::Decimal;
 
@@ -29,12 +30,22 @@ impl Browser {
         }
     }
 
-    /// Posts a form to a server function; answers the redirect's target.
+    /// Posts a form to a server function that succeeds; answers the
+    /// redirect's target.
     async fn post(&mut self, function: &str, form: &[(&str, &str)]) -> String {
+        let target = self.post_answer("/", function, form).await;
+        assert!(!target.contains("__err"), "{function} failed: {target}");
+        target
+    }
+
+    /// Posts a form on the page `from` to a server function; answers the
+    /// redirect's target: that page, with the error when the function failed.
+    async fn post_answer(&mut self, from: &str, function: &str, form: &[(&str, &str)]) -> String {
         let mut request = self
             .http
             .post(format!("{}/api/{function}", self.base))
             .header(ORIGIN, &self.base)
+            .header(REFERER, format!("{}{from}", self.base))
             .header(ACCEPT, "text/html")
             .form(form);
         if let Some(cookie) = &self.cookie {
@@ -51,12 +62,10 @@ impl Browser {
         {
             self.cookie = cookie.split(';').next().map(str::to_owned);
         }
-        let target = response.headers()[LOCATION]
+        response.headers()[LOCATION]
             .to_str()
             .expect("a location")
-            .to_owned();
-        assert!(!target.contains("__err"), "{function} failed: {target}");
-        target
+            .to_owned()
     }
 
     async fn page(&self, path: &str) -> (StatusCode, String) {
@@ -85,7 +94,8 @@ fn first_account(page: &str) -> Option<i64> {
 #[tokio::test]
 async fn the_web_server_serves_a_bank_that_runs_as_separate_processes() {
     let bank = Bank::start().await;
-    let web = Process::web(&bank.db.url, &bank);
+    let nectar = bank.another(Service::Nectar);
+    let web = Process::web(&bank.db.url, &bank, Some(&nectar));
     let mut browser = Browser::new(&web);
 
     let username = "separate_web";
@@ -131,6 +141,73 @@ async fn the_web_server_serves_a_bank_that_runs_as_separate_processes() {
     );
     // The money is in the bank itself, not only on the page.
     assert_eq!(bank.balance(username, account).await, Decimal::new(2500, 2));
+
+    // £20 sent earns two points, which show on the overview.
+    let payee = bank.sign_up("separate_payee").await;
+    let (payee_text, transfer_key) = (payee.to_string(), uuid::Uuid::now_v7().to_string());
+    let status_page = browser
+        .post(
+            "send_transfer",
+            &[
+                ("from", &account_text),
+                ("to", &payee_text),
+                ("amount", "20.00"),
+                ("reference", "Points"),
+                ("form_key", &transfer_key),
+            ],
+        )
+        .await;
+    let transfer: i64 = status_page
+        .strip_prefix("/transfers/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("a transfer's page: {status_page}"));
+    assert_eq!(bank.decided(username, transfer).await["status"], "accepted");
+    eventually("the overview shows the points earned", || async {
+        let page = browser.page("/accounts").await.1;
+        page.contains("data-testid=\"points-total\">2 points<")
+            .then_some(())
+    })
+    .await;
+
+    // Redeeming more than there is comes back as the form's error.
+    let refused_key = uuid::Uuid::now_v7().to_string();
+    let refused = browser
+        .post_answer(
+            "/accounts",
+            "redeem_points",
+            &[
+                ("account_id", &account_text),
+                ("points", "3"),
+                ("form_key", &refused_key),
+            ],
+        )
+        .await;
+    let back = refused
+        .strip_prefix(&browser.base)
+        .filter(|page| page.starts_with("/accounts?") && page.contains("__err="))
+        .unwrap_or_else(|| panic!("back to the overview with the error: {refused}"));
+    let (_, page) = browser.page(back).await;
+    assert!(page.contains("insufficient points: the account has 2"));
+    let redeem_key = uuid::Uuid::now_v7().to_string();
+    browser
+        .post(
+            "redeem_points",
+            &[
+                ("account_id", &account_text),
+                ("points", "2"),
+                ("form_key", &redeem_key),
+            ],
+        )
+        .await;
+    // £25.00 − £20.00 + £0.02 of cashback, in the bank itself.
+    bank.balance_becomes(username, account, Decimal::new(502, 2))
+        .await;
+    eventually("the overview shows the points spent", || async {
+        let page = browser.page("/accounts").await.1;
+        page.contains("data-testid=\"points-total\">0 points<")
+            .then_some(())
+    })
+    .await;
 
     // Without a session the same page sends to the log-in.
     let anonymous = Browser::new(&web);

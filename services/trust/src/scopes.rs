@@ -2,7 +2,8 @@
 //! the bus. Only the accounts service moves money; the one exception is
 //! Nectar's cashback credit (see [`NECTAR`]). Only the
 //! users service reads `UserCreated` (it carries password hashes); the web
-//! server only observes money and account events; the reporting service
+//! server only observes money, account, transfer and points events; the
+//! reporting service
 //! and staff tooling read everything but secrets, and only staff tooling
 //! may use the bus's staff endpoints.
 
@@ -109,7 +110,7 @@ pub const NECTAR: ClientScope = ClientScope {
 /// Every banking event but the secret-bearing `UserCreated`.
 const BANKING: &[&str] = events::BANKING_TYPES;
 
-/// The web server: observes balances and transfers to push them live.
+/// The web server: observes balances, transfers and points to push them live.
 pub const WEB: ClientScope = ClientScope {
     name: "web",
     client_types: &["web"],
@@ -121,6 +122,8 @@ pub const WEB: ClientScope = ClientScope {
         PendingTransaction::TYPE,
         AcceptedTransaction::TYPE,
         RejectedTransaction::TYPE,
+        NectarCredit::TYPE,
+        NectarDebit::TYPE,
     ],
     staff: false,
 };
