@@ -38,6 +38,15 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The bank may have acted without saying so: the form keeps its key,
+    /// so trying again cannot do it twice.
+    pub fn unconfirmed() -> Self {
+        Self::Unavailable(
+            "the bank has not confirmed this yet; trying again is safe and will not do it twice"
+                .to_owned(),
+        )
+    }
+
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.to_owned(),
@@ -98,12 +107,6 @@ impl From<crate::server::services::ServiceError> for AppError {
     fn from(error: crate::server::services::ServiceError) -> Self {
         use crate::server::services::ServiceError;
         use reqwest::StatusCode;
-        let unknown = || {
-            Self::Unavailable(
-                "the bank has not confirmed this yet; trying again is safe and will not do it twice"
-                    .to_owned(),
-            )
-        };
         match &error {
             ServiceError::NotRun { .. } => Self::Refused(error.to_string()),
             ServiceError::Api { status, .. } if *status == StatusCode::NOT_FOUND => Self::NotFound,
@@ -113,7 +116,7 @@ impl From<crate::server::services::ServiceError> for AppError {
             ServiceError::Api { code, .. }
                 if code == "outcome_pending" || code == "request_in_progress" =>
             {
-                unknown()
+                Self::unconfirmed()
             }
             // The form kept its key after an answer that left the outcome
             // open, and was then changed: the earlier try may have been done.
@@ -133,7 +136,7 @@ impl From<crate::server::services::ServiceError> for AppError {
             }
             _ => {
                 tracing::warn!(%error, "a service call failed");
-                unknown()
+                Self::unconfirmed()
             }
         }
     }

@@ -191,10 +191,7 @@ fn StaffNote(overview: Overview) -> impl IntoView {
 #[component]
 fn Accounts(overview: Overview) -> impl IntoView {
     let pending = overview.pending;
-    let points = match overview.loyalty {
-        Loyalty::Points(points) => Some(points),
-        _ => None,
-    };
+    let points = overview.loyalty.points().cloned();
     let points_of = move |account_id: i64| {
         points.as_ref().map(|points| {
             view! {

@@ -24,7 +24,8 @@ pub const MAX_REDEMPTION: i64 = 100_000_000;
 /// What the overview can say about points.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Loyalty {
-    /// The bank runs no loyalty service: nothing is shown.
+    /// The bank runs no loyalty service (or the person is staff): no
+    /// points are shown.
     NotOffered,
     /// Nectar did not answer: the accounts show, the points do not.
     Unavailable,
@@ -43,7 +44,16 @@ pub struct Points {
 pub struct AccountPoints {
     pub account_id: i64,
     pub points: i64,
-    pub cash_value: Decimal,
+}
+
+impl Loyalty {
+    /// The points, when there are any to show.
+    pub fn points(&self) -> Option<&Points> {
+        match self {
+            Self::Points(points) => Some(points),
+            Self::NotOffered | Self::Unavailable => None,
+        }
+    }
 }
 
 /// "1 point", "2 points".
@@ -131,7 +141,12 @@ pub async fn redeem_points(
     use serde_json::Value;
     let user = session::signed_in().await?;
     let not_yours = || AppError::invalid("account_id", "choose one of your accounts");
-    let account_id = account_id.trim().parse::<i64>().map_err(|_| not_yours())?;
+    let account_id = account_id
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(not_yours)?;
     let points = parse_points(&points).map_err(|message| AppError::invalid("points", message))?;
     let mut call = user.call();
     call.idempotency_key = Some(&form_key);
@@ -149,10 +164,7 @@ pub async fn redeem_points(
         })?;
     redeemed(account_id, &answer).ok_or_else(|| {
         tracing::warn!(%answer, "Nectar's answer to a redemption could not be read");
-        AppError::Unavailable(
-            "the bank has not confirmed this yet; trying again is safe and will not do it twice"
-                .to_owned(),
-        )
+        AppError::unconfirmed()
     })
 }
 
@@ -215,6 +227,13 @@ fn PointsCard(
     let key = form_key(action);
     let error = action_error(action);
     let chosen = RwSignal::new(String::new());
+    // Once redeemed from, that account stays chosen, even if its points
+    // are gone and the first account with points is another now.
+    Effect::new(move |_| {
+        if let Some(Ok(done)) = action.value().get() {
+            chosen.set(done.account_id.to_string());
+        }
+    });
     let done = move || {
         action.value().get().and_then(Result::ok).map(|done| {
             format!(
@@ -289,22 +308,20 @@ fn Summary(loyalty: Loyalty) -> impl IntoView {
             </p>
         }
         .into_any(),
-        Loyalty::Unavailable | Loyalty::NotOffered => view! {
+        Loyalty::Unavailable => view! {
             <p data-testid="points-unavailable">
                 "Your points cannot be shown right now. Please try again in a moment."
             </p>
         }
         .into_any(),
+        Loyalty::NotOffered => ().into_any(),
     }
 }
 
 /// One choice per account, with its points. Until the person chooses, the
 /// first account that has points is chosen.
 fn account_choices(overview: &Overview, chosen: RwSignal<String>) -> impl IntoView + use<> {
-    let points = match &overview.loyalty {
-        Loyalty::Points(points) => Some(points.clone()),
-        _ => None,
-    };
+    let points = overview.loyalty.points().cloned();
     let points_of = move |account_id| points.as_ref().map(|points| points.of(account_id));
     let first_with_points = overview
         .accounts
