@@ -250,6 +250,12 @@ async fn a_redemption_pays_cashback_once_and_bad_ones_change_nothing() {
         })
         .expect("the cashback");
     assert_eq!(cash.position, debit.position + 1);
+    // The points answer the version they stand for: the debit's. Bob's,
+    // never touched, have none.
+    let (_, now) = points(&bank, &nectar, "ann", ann).await;
+    assert_eq!(now["version"], json!(debit.consistency.value), "{now}");
+    let (_, untouched) = points(&bank, &nectar, "bob", bob).await;
+    assert_eq!(untouched["version"], Value::Null, "{untouched}");
     let cash: Value = serde_json::from_str(cash.data.get()).expect("JSON");
     assert_eq!(money(&cash["amount"]), Decimal::new(20, 2));
     assert_eq!(cash["transaction_id"], Value::Null);

@@ -3,7 +3,8 @@
 //! script among them) with its own caller and bus tokens, used as a
 //! browser without JavaScript uses it.
 
-use acceptance::{Bank, PASSWORD, Process, Service, eventually};
+use acceptance::{Bank, PASSWORD, Process, Service, balances_from_log, eventually};
+use events::{DomainEvent, NectarDebit};
 use reqwest::{
     StatusCode,
     header::{ACCEPT, COOKIE, LOCATION, ORIGIN, REFERER, SET_COOKIE},
@@ -12,6 +13,7 @@ use rust_decimal::Decimal;
 
 /// A browser without JavaScript: forms posted, redirects not followed, the
 /// session cookie kept.
+#[derive(Clone)]
 struct Browser {
     http: reqwest::Client,
     base: String,
@@ -94,7 +96,7 @@ fn first_account(page: &str) -> Option<i64> {
 #[tokio::test]
 async fn the_web_server_serves_a_bank_that_runs_as_separate_processes() {
     let bank = Bank::start().await;
-    let nectar = bank.another(Service::Nectar);
+    let mut nectar = bank.another(Service::Nectar);
     let web = Process::web(&bank.db.url, &bank, Some(&nectar));
     let mut browser = Browser::new(&web);
 
@@ -188,26 +190,52 @@ async fn the_web_server_serves_a_bank_that_runs_as_separate_processes() {
         .unwrap_or_else(|| panic!("back to the overview with the error: {refused}"));
     let (_, page) = browser.page(back).await;
     assert!(page.contains("insufficient points: the account has 2"));
+    // The same form sent twice at once (a double click, a resent post):
+    // both are answered as done, and the points are redeemed once.
     let redeem_key = uuid::Uuid::now_v7().to_string();
-    browser
-        .post(
-            "redeem_points",
-            &[
-                ("account_id", &account_text),
-                ("points", "2"),
-                ("form_key", &redeem_key),
-            ],
-        )
-        .await;
+    let form = [
+        ("account_id", account_text.as_str()),
+        ("points", "2"),
+        ("form_key", redeem_key.as_str()),
+    ];
+    let (mut first, mut second) = (browser.clone(), browser.clone());
+    tokio::join!(
+        first.post("redeem_points", &form),
+        second.post("redeem_points", &form)
+    );
     // £25.00 − £20.00 + £0.02 of cashback, in the bank itself.
     bank.balance_becomes(username, account, Decimal::new(502, 2))
         .await;
+    let log = bank.log(&["*"]).await;
+    let debits: Vec<NectarDebit> = log
+        .iter()
+        .filter(|event| event.event_type == NectarDebit::TYPE)
+        .map(|event| NectarDebit::decode(event.data.get()).expect("a debit"))
+        .collect();
+    assert_eq!(debits.len(), 1, "{debits:?}");
+    assert_eq!((debits[0].account_id, debits[0].points), (account, 2));
+    let cashbacks = log
+        .iter()
+        .filter(|event| event.data.get().contains("Nectar cashback"))
+        .count();
+    assert_eq!(cashbacks, 1);
+    assert_eq!(
+        balances_from_log(&log)[&account],
+        bank.balance(username, account).await
+    );
     eventually("the overview shows the points spent", || async {
         let page = browser.page("/accounts").await.1;
         page.contains("data-testid=\"points-total\">0 points<")
             .then_some(())
     })
     .await;
+
+    // With Nectar gone, the accounts still show, and the points say so.
+    nectar.kill9();
+    let (status, page) = browser.page("/accounts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("£5.02"), "the balance shows");
+    assert!(page.contains("Your points cannot be shown right now"));
 
     // Without a session the same page sends to the log-in.
     let anonymous = Browser::new(&web);
